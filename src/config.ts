@@ -1,0 +1,104 @@
+import { resolve } from 'node:path'
+
+/** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
+export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number]
+
+export interface Argon2Parameters {
+  memoryKiB: number
+  timeCost: number
+  parallelism: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  nodeEnv: string
+  databaseUrl: string | undefined
+  dataDir: string
+  issuer: string
+  audience: string
+  clientId: string
+  jwtAlg: JwtAlgorithm
+  accessTokenTtlSeconds: number
+  argon2: Argon2Parameters
+  logLevel: string
+  bodyLimitBytes: number
+}
+
+/** A configuration problem: the message is the one line the process prints before it stops. */
+export class ConfigError extends Error {
+  constructor (readonly variable: string, reason: string) {
+    super(`${variable}: ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+function read (env: Env, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value.trim() === '' ? undefined : value.trim()
+}
+
+function integer (env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`)
+  const value = Number(raw)
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`)
+  return value
+}
+
+function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  const match = allowed.find(candidate => candidate.toLowerCase() === raw.toLowerCase())
+  if (match === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`)
+  return match
+}
+
+function url (env: Env, name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'must be an absolute URL')
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${parsed.protocol}`)
+  }
+  return raw
+}
+
+/**
+ * Reads the service's configuration from environment-style strings (CONTRACT.md,
+ * Configuration). Every value is checked here, so a bad one stops the process at
+ * start-up with one line naming the variable, never at the first request.
+ */
+export function loadConfig (env: Env): Config {
+  const port = integer(env, 'PORT', 3000, 0, 65535)
+  const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
+  return {
+    port,
+    host: read(env, 'HOST') ?? '127.0.0.1',
+    nodeEnv: read(env, 'NODE_ENV') ?? 'development',
+    databaseUrl: url(env, 'DATABASE_URL', undefined, ['postgres:', 'postgresql:']),
+    dataDir: resolve(read(env, 'DATA_DIR') ?? './.data'),
+    issuer,
+    audience: read(env, 'AUDIENCE') ?? issuer,
+    clientId: read(env, 'CLIENT_ID') ?? 'latchkey',
+    jwtAlg: oneOf(env, 'JWT_ALG', JWT_ALGORITHMS, 'ES256'),
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
+    // OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+    argon2: {
+      memoryKiB: integer(env, 'ARGON2_MEMORY_KIB', 19_456, 8_192, 1_048_576),
+      timeCost: integer(env, 'ARGON2_TIME_COST', 2, 1, 10),
+      parallelism: integer(env, 'ARGON2_PARALLELISM', 1, 1, 16)
+    },
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 16_384, 1_024, 1_048_576)
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Every error the service answers, each with a stable `code` and HTTP status.
+ * Bodies are RFC 9457 problem documents; clients branch on `code`.
+ */
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  code: string
+}
+
+export class ProblemError extends Error {
+  constructor (
+    readonly statusCode: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail?: string,
+    readonly headers: Readonly<Record<string, string>> = {}
+  ) {
+    super(detail ?? title)
+    this.name = 'ProblemError'
+  }
+
+  toProblem (): Problem {
+    const problem: Problem = { type: problemType(this.code), title: this.title, status: this.statusCode, code: this.code }
+    if (this.detail !== undefined) problem.detail = this.detail
+    return problem
+  }
+}
+
+export function problemType (code: string): string {
+  return `https://latchkey.dev/problems/${code.replaceAll('_', '-')}`
+}
+
+const define = (statusCode: number, code: string, title: string) =>
+  (detail?: string, headers?: Record<string, string>) => new ProblemError(statusCode, code, title, detail, headers)
+
+export const errors = {
+  validationFailed: define(400, 'validation_failed', 'The request is not valid'),
+  invalidJson: define(400, 'invalid_json', 'The request body is not valid JSON'),
+  invalidCredentials: define(401, 'invalid_credentials', 'Invalid email or password'),
+  authenticationRequired: define(401, 'authentication_required', 'Authentication is required'),
+  invalidToken: define(401, 'invalid_token', 'The access token is not valid'),
+  tokenExpired: define(401, 'token_expired', 'The token has expired'),
+  accountDisabled: define(403, 'account_disabled', 'This account is disabled'),
+  notFound: define(404, 'not_found', 'Not found'),
+  methodNotAllowed: define(405, 'method_not_allowed', 'Method not allowed'),
+  emailTaken: define(409, 'email_taken', 'An account with this email already exists'),
+  payloadTooLarge: define(413, 'payload_too_large', 'The request body is too large'),
+  unsupportedMediaType: define(415, 'unsupported_media_type', 'The request content type is not supported'),
+  rateLimited: define(429, 'rate_limited', 'Too many requests'),
+  internal: define(500, 'internal_error', 'Internal server error'),
+  serviceUnavailable: define(503, 'service_unavailable', 'The service is temporarily unavailable')
+} as const
+
+/** RFC 6749 §5.2 error for the token endpoint. */
+export class OAuthError extends Error {
+  constructor (readonly statusCode: number, readonly error: string, readonly description: string) {
+    super(description)
+    this.name = 'OAuthError'
+  }
+}

@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto'
+import { createSigner, createVerifier, TokenError } from 'fast-jwt'
+import type { JwtAlgorithm } from '../config.js'
+import type { Clock } from './clock.js'
+
+/** RFC 9068 §2.1: the media type of JWT access tokens. */
+export const ACCESS_TOKEN_TYP = 'at+jwt'
+
+/** No access token of ours comes near this; a larger one is refused before it is parsed. */
+export const ACCESS_TOKEN_MAX_BYTES = 4096
+
+/** Clock skew accepted between instances for `iat` and `nbf` (never for `exp`). */
+const LEEWAY_SECONDS = 30
+
+export const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'iat', 'exp', 'jti', 'sid', 'client_id'] as const
+
+export interface AccessTokenClaims {
+  iss: string
+  sub: string
+  aud: string | string[]
+  iat: number
+  exp: number
+  nbf?: number
+  jti: string
+  sid: string
+  client_id: string
+  scope?: string
+  [claim: string]: unknown
+}
+
+export interface AccessTokenSubject {
+  userId: string
+  sessionId: string
+  clientId: string
+  scope?: string | undefined
+}
+
+export interface TokenIssuer {
+  issuer: string
+  audience: string
+  ttlSeconds: number
+}
+
+export interface KeyForSigning {
+  kid: string
+  alg: JwtAlgorithm
+  privateKeyPem: string
+}
+
+export interface KeyForVerifying {
+  kid: string
+  alg: JwtAlgorithm
+  publicKeyPem: string
+}
+
+export type SignAccessToken = (subject: AccessTokenSubject) => { token: string, expiresIn: number, claims: AccessTokenClaims }
+
+/** Builds the signer for one key once; signing then costs one signature. */
+export function createAccessTokenSigner (key: KeyForSigning, issuer: TokenIssuer, clock: Clock): SignAccessToken {
+  const sign = createSigner({ key: key.privateKeyPem, algorithm: key.alg, kid: key.kid, header: { alg: key.alg, typ: ACCESS_TOKEN_TYP } })
+  return subject => {
+    const iat = Math.floor(clock.now() / 1000)
+    const claims: AccessTokenClaims = {
+      iss: issuer.issuer,
+      sub: subject.userId,
+      aud: issuer.audience,
+      iat,
+      exp: iat + issuer.ttlSeconds,
+      jti: randomUUID(),
+      sid: subject.sessionId,
+      client_id: subject.clientId
+    }
+    if (subject.scope) claims.scope = subject.scope
+    return { token: sign(claims), expiresIn: issuer.ttlSeconds, claims }
+  }
+}
+
+export type AccessTokenFailure = 'malformed' | 'expired' | 'not_yet_valid' | 'unknown_key' | 'invalid'
+
+export class AccessTokenError extends Error {
+  constructor (readonly reason: AccessTokenFailure, message: string) {
+    super(message)
+    this.name = 'AccessTokenError'
+  }
+}
+
+export interface VerifierOptions {
+  issuer: string
+  audience: string
+  clock: Clock
+  /** Verified tokens kept in memory; 0 turns the cache off. */
+  cacheSize?: number
+}
+
+type FastVerifier = (token: string) => AccessTokenClaims
+
+/**
+ * Verifies access tokens against a set of public keys named by `kid`.
+ * One fast-jwt verifier is built per key (RFC 8725 §3.1: the algorithm is the
+ * key's, never the token's choice); each keeps a bounded cache of verified
+ * tokens. Expiry is checked against the injected clock on every call, cached
+ * or not, so the cache never extends a token's life.
+ */
+export class AccessTokenVerifier {
+  readonly #verifiers = new Map<string, FastVerifier>()
+
+  constructor (private readonly options: VerifierOptions, keys: Iterable<KeyForVerifying> = []) {
+    this.setKeys(keys)
+  }
+
+  /** Replaces the key set, keeping the verifier (and its cache) of every key still present. */
+  setKeys (keys: Iterable<KeyForVerifying>): void {
+    const next = new Map<string, FastVerifier>()
+    for (const key of keys) {
+      next.set(key.kid, this.#verifiers.get(key.kid) ?? this.#build(key))
+    }
+    this.#verifiers.clear()
+    for (const [kid, verifier] of next) this.#verifiers.set(kid, verifier)
+  }
+
+  hasKey (kid: string): boolean {
+    return this.#verifiers.has(kid)
+  }
+
+  /** The `kid` a token names, read without verifying anything; undefined when unreadable. */
+  static kidOf (token: string): string | undefined {
+    const header = decodeHeader(token)
+    return typeof header?.kid === 'string' ? header.kid : undefined
+  }
+
+  verify (token: string): AccessTokenClaims {
+    if (token.length > ACCESS_TOKEN_MAX_BYTES) throw new AccessTokenError('malformed', 'token too large')
+    const header = decodeHeader(token)
+    if (header === undefined) throw new AccessTokenError('malformed', 'token malformed')
+    // RFC 8725 §3.10 and §2.8: a key carried or pointed to by the token itself is never trusted.
+    if ('jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) {
+      throw new AccessTokenError('invalid', 'token carries its own key')
+    }
+    const verifier = typeof header.kid === 'string' ? this.#verifiers.get(header.kid) : undefined
+    if (verifier === undefined) throw new AccessTokenError('unknown_key', 'token signed by an unknown key')
+    let claims: AccessTokenClaims
+    try {
+      claims = verifier(token)
+    } catch (error) {
+      if (error instanceof TokenError) throw new AccessTokenError('invalid', error.message)
+      throw new AccessTokenError('invalid', 'token could not be verified')
+    }
+    checkClaims(claims, Math.floor(this.options.clock.now() / 1000))
+    return claims
+  }
+
+  #build (key: KeyForVerifying): FastVerifier {
+    const { issuer, audience, cacheSize = 1000 } = this.options
+    return createVerifier({
+      key: key.publicKeyPem,
+      algorithms: [key.alg],
+      checkTyp: ACCESS_TOKEN_TYP,
+      allowedIss: issuer,
+      allowedAud: audience,
+      requiredClaims: [...REQUIRED_CLAIMS],
+      // Time is checked in checkClaims against the injected clock.
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
+      cache: cacheSize > 0 ? cacheSize : false,
+      errorCacheTTL: 0
+    }) as FastVerifier
+  }
+}
+
+function decodeHeader (token: string): Record<string, unknown> | undefined {
+  const dot = token.indexOf('.')
+  if (dot <= 0) return undefined
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'))
+    return typeof header === 'object' && header !== null && !Array.isArray(header) ? header as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function checkClaims (claims: AccessTokenClaims, now: number): void {
+  for (const name of ['sub', 'jti', 'sid', 'client_id'] as const) {
+    if (typeof claims[name] !== 'string' || claims[name] === '') throw new AccessTokenError('invalid', `${name} is not a string`)
+  }
+  if (claims.scope !== undefined && typeof claims.scope !== 'string') throw new AccessTokenError('invalid', 'scope is not a string')
+  if (!Number.isInteger(claims.exp) || !Number.isInteger(claims.iat)) throw new AccessTokenError('invalid', 'iat and exp must be numeric dates')
+  if (claims.exp <= now) throw new AccessTokenError('expired', 'token expired')
+  if (claims.iat > now + LEEWAY_SECONDS) throw new AccessTokenError('not_yet_valid', 'token issued in the future')
+  if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + LEEWAY_SECONDS)) {
+    throw new AccessTokenError('not_yet_valid', 'token not yet valid')
+  }
+}
