@@ -1,0 +1,77 @@
+import { fileURLToPath } from 'node:url'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import pg from 'pg'
+import { PGlite } from '@electric-sql/pglite'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import * as schema from './schema.js'
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url))
+
+export interface Database {
+  db: Db
+  kind: 'postgres' | 'pglite'
+  /** Applies every pending migration (drizzle's journal makes this idempotent). */
+  migrate(): Promise<void>
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** A Postgres connection string; unset means the embedded database. */
+  url?: string | undefined
+  /** Where the embedded database lives; `memory://` keeps it in memory. */
+  dataDir: string
+  poolSize?: number
+}
+
+export async function openDatabase (options: DatabaseOptions): Promise<Database> {
+  return options.url === undefined ? openPglite(options.dataDir) : openPostgres(options.url, options.poolSize ?? 10)
+}
+
+function openPostgres (url: string, poolSize: number): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    // A database outage must fail requests fast, not queue them forever.
+    connectionTimeoutMillis: 2_000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: 5_000,
+    query_timeout: 6_000
+  })
+  // An idle client losing its connection emits here; without a listener the process dies.
+  pool.on('error', () => {})
+  const db = drizzlePg(pool, { schema }) as unknown as Db
+  return {
+    db,
+    kind: 'postgres',
+    migrate: () => migratePg(drizzlePg(pool, { schema }), { migrationsFolder: MIGRATIONS_FOLDER }),
+    ping: async () => { await pool.query('select 1') },
+    close: () => pool.end()
+  }
+}
+
+async function openPglite (dataDir: string): Promise<Database> {
+  let location = dataDir
+  if (!dataDir.startsWith('memory://')) {
+    location = join(dataDir, 'pglite')
+    await mkdir(location, { recursive: true })
+  }
+  const client = await PGlite.create(location)
+  const db = drizzlePglite(client, { schema })
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
+    ping: async () => { await db.execute(sql`select 1`) },
+    close: () => client.close()
+  }
+}
