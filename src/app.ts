@@ -1,0 +1,46 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import type { Database } from './db/client.js'
+import type { Clock } from './lib/clock.js'
+import type { SigningKey } from './lib/signing-key.js'
+import { latchkey } from './plugin.js'
+import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
+
+export interface BuildAppOptions {
+  config: Config
+  database?: Database | undefined
+  clock?: Clock | undefined
+  signingKeys?: readonly SigningKey[] | undefined
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Never logged, whatever the level (OWASP Logging Cheat Sheet: no session identifiers or credentials). */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.refresh_token',
+  '*.access_token'
+]
+
+/** The standalone service: latchkey registered at the root with problem documents for every error. */
+export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    bodyLimit: config.bodyLimitBytes,
+    // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
+    ajv: { customOptions: { coerceTypes: false } },
+    return503OnClosing: true
+  })
+  app.setErrorHandler(problemErrorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  await app.register(latchkey, {
+    config,
+    database: options.database,
+    clock: options.clock,
+    signingKeys: options.signingKeys
+  })
+  return app
+}

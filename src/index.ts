@@ -1,0 +1,7 @@
+export { latchkey, type LatchkeyOptions } from './plugin.js'
+export { buildApp, type BuildAppOptions } from './app.js'
+export { loadConfig, ConfigError, type Config } from './config.js'
+export { openDatabase, type Database } from './db/client.js'
+export { createRequireUser, type AuthenticatedUser, type RequireUser } from './plugins/app/require-user.js'
+export { AccessTokenVerifier, AccessTokenError, type AccessTokenClaims } from './lib/access-token.js'
+export type { Clock } from './lib/clock.js'

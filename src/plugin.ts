@@ -1,0 +1,72 @@
+import fp from 'fastify-plugin'
+import type { Config } from './config.js'
+import type { Database } from './db/client.js'
+import { systemClock, type Clock } from './lib/clock.js'
+import type { AccessTokenClaims } from './lib/access-token.js'
+import type { SigningKey } from './lib/signing-key.js'
+import database from './plugins/app/database.js'
+import passwordHasher from './plugins/app/password-hasher.js'
+import users from './plugins/app/users.js'
+import credentials from './plugins/app/credentials.js'
+import signingKeys from './plugins/app/signing-keys.js'
+import accessTokens from './plugins/app/access-tokens.js'
+import requireUser from './plugins/app/require-user.js'
+import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
+import authRoutes from './routes/auth/index.js'
+import wellKnownRoutes from './routes/well-known.js'
+import healthRoutes from './routes/health.js'
+
+export interface LatchkeyOptions {
+  config: Config
+  /** A database the caller opened (and closes); otherwise one is opened from `config`. */
+  database?: Database | undefined
+  clock?: Clock | undefined
+  /** Signing keys given by the caller, the first one signing; otherwise DATA_DIR's. */
+  signingKeys?: readonly SigningKey[] | undefined
+  /** Where the auth routes live (CONTRACT.md: `/auth` by default). */
+  prefix?: string | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    clock: Clock
+  }
+}
+
+/**
+ * The service as a Fastify plugin. The app that registers it gets
+ * `app.requireUser` and `request.user`; everything else (database, users,
+ * keys) stays encapsulated in a child context so it cannot clash with the
+ * app's own decorators.
+ */
+export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
+  const { config } = options
+  let verify = (_token: string): AccessTokenClaims => { throw new Error('latchkey is not ready') }
+  await host.register(requireUser, { verify: token => verify(token) })
+
+  await host.register(async app => {
+    app.decorate('config', config)
+    app.decorate('clock', options.clock ?? systemClock)
+    app.setErrorHandler(problemErrorHandler)
+    // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
+    app.removeContentTypeParser('text/plain')
+
+    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir })
+    await app.register(passwordHasher, { parameters: config.argon2 })
+    await app.register(users)
+    await app.register(credentials)
+    await app.register(signingKeys, { dataDir: config.dataDir, alg: config.jwtAlg, keys: options.signingKeys })
+    await app.register(accessTokens, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
+    verify = app.accessTokens.verify
+
+    await app.register(async routes => {
+      routes.setNotFoundHandler(notFoundHandler)
+      await routes.register(authRoutes)
+    }, { prefix: options.prefix ?? '/auth' })
+    await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: 300 })
+    await app.register(healthRoutes)
+  })
+}, { name: 'latchkey', fastify: '5.x' })
+
+export default latchkey

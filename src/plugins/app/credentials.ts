@@ -1,0 +1,53 @@
+import fp from 'fastify-plugin'
+import { errors } from '../../errors.js'
+import { checkPassword } from '../../lib/password-policy.js'
+import { isEmail } from '../../lib/email.js'
+import type { PasswordHasher } from './password-hasher.js'
+import type { User, Users } from './users.js'
+
+export interface Credentials {
+  register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
+  /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
+  authenticate(email: string, password: string): Promise<User>
+}
+
+export function assertAcceptablePassword (password: string, field = 'password'): void {
+  const problem = checkPassword(password)
+  if (problem === 'too_long') throw errors.validationFailed(`${field} must be at most 1024 bytes`)
+  if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
+}
+
+export function createCredentials (users: Users, hasher: PasswordHasher): Credentials {
+  return {
+    async register ({ email, password, name }) {
+      if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
+      assertAcceptablePassword(password)
+      return users.create({ email, name, passwordHash: await hasher.hash(password) })
+    },
+    async authenticate (email, password) {
+      // Refused before any hashing: the cost of a guess never depends on its size.
+      if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
+      const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
+      if (found === undefined) {
+        await hasher.verifyDummy(password)
+        throw errors.invalidCredentials()
+      }
+      const { ok, needsRehash } = await hasher.verify(found.passwordHash, password)
+      if (!ok) throw errors.invalidCredentials()
+      // Said only to whoever knows the password, so it tells a guesser nothing.
+      if (found.user.disabledAt !== null) throw errors.accountDisabled()
+      if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
+      return found.user
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    credentials: Credentials
+  }
+}
+
+export default fp(async app => {
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher'] })

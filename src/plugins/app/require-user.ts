@@ -1,0 +1,79 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AccessTokenError, type AccessTokenClaims } from '../../lib/access-token.js'
+import { errors } from '../../errors.js'
+import { sendProblem } from './problems.js'
+
+/** Who made the request, as proven by a verified access token. */
+export interface AuthenticatedUser {
+  id: string
+  sessionId: string
+  scopes: string[]
+  claims: AccessTokenClaims
+}
+
+export type RequireUser = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid access token. */
+    requireUser: RequireUser
+  }
+  interface FastifyRequest {
+    /** Set by `requireUser`; null on routes that do not require it. */
+    user: AuthenticatedUser | null
+  }
+}
+
+export interface RequireUserOptions {
+  verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
+  realm?: string
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
+
+/** RFC 6750 §2.1: the token travels as `Authorization: Bearer <token>`. */
+export function bearerToken (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (header === undefined) return undefined
+  return BEARER.exec(header)?.[1]
+}
+
+export function createRequireUser ({ verify, realm = 'latchkey' }: RequireUserOptions): RequireUser {
+  const challenge = `Bearer realm="${realm}"`
+  const invalid = (description: string) => `${challenge}, error="invalid_token", error_description="${description}"`
+
+  return async function requireUser (request, reply) {
+    const authorization = request.headers.authorization
+    if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
+      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': challenge }))
+    }
+    const token = bearerToken(request)
+    if (token === undefined) {
+      return sendProblem(reply, errors.invalidToken('The Authorization header is malformed', { 'www-authenticate': invalid('The access token is malformed') }))
+    }
+    let claims: AccessTokenClaims
+    try {
+      claims = await verify(token)
+    } catch (error) {
+      // Every failure is the contract's 401; nothing about the key or the parser leaks out.
+      if (error instanceof AccessTokenError && error.reason === 'expired') {
+        return sendProblem(reply, errors.tokenExpired('The access token has expired', { 'www-authenticate': invalid('The access token expired') }))
+      }
+      return sendProblem(reply, errors.invalidToken(undefined, { 'www-authenticate': invalid('The access token is not valid') }))
+    }
+    request.user = {
+      id: claims.sub,
+      sessionId: claims.sid,
+      scopes: claims.scope ? claims.scope.split(' ') : [],
+      claims
+    }
+    return undefined
+  }
+}
+
+/** Decorates `requireUser` and `request.user` on the instance it is registered in (and its parent). */
+export default fp<RequireUserOptions>(async (app, options) => {
+  app.decorateRequest('user', null)
+  app.decorate('requireUser', createRequireUser(options))
+}, { name: 'require-user' })

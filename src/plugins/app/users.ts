@@ -1,0 +1,91 @@
+import fp from 'fastify-plugin'
+import { eq } from 'drizzle-orm'
+import { users, type UserRow } from '../../db/schema.js'
+import type { Db } from '../../db/client.js'
+import type { Clock } from '../../lib/clock.js'
+import { emailKey, normaliseEmail } from '../../lib/email.js'
+import { errors } from '../../errors.js'
+
+export interface User {
+  id: string
+  email: string
+  name: string | null
+  createdAt: Date
+  disabledAt: Date | null
+}
+
+export interface NewUser {
+  email: string
+  name?: string | undefined
+  passwordHash: string
+}
+
+export interface Users {
+  create(user: NewUser): Promise<User>
+  findById(id: string): Promise<User | undefined>
+  /** The user and their password hash, for the one place that checks passwords. */
+  findCredentialsByEmail(email: string): Promise<{ user: User, passwordHash: string } | undefined>
+  setPasswordHash(id: string, passwordHash: string): Promise<void>
+  disable(id: string): Promise<void>
+}
+
+const UNIQUE_VIOLATION = '23505'
+
+function toUser (row: UserRow): User {
+  return { id: row.id, email: row.email, name: row.name, createdAt: row.createdAt, disabledAt: row.disabledAt }
+}
+
+function isUniqueViolation (error: unknown): boolean {
+  for (let cause = error; typeof cause === 'object' && cause !== null; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: unknown }).code === UNIQUE_VIOLATION) return true
+  }
+  return false
+}
+
+export function createUsers (db: Db, clock: Clock): Users {
+  return {
+    async create ({ email, name, passwordHash }) {
+      const now = new Date(clock.now())
+      try {
+        const [row] = await db.insert(users).values({
+          email: normaliseEmail(email),
+          emailKey: emailKey(email),
+          name: name ?? null,
+          passwordHash,
+          createdAt: now,
+          updatedAt: now
+        }).returning()
+        return toUser(row!)
+      } catch (error) {
+        // The unique index decides, so two concurrent registrations cannot both win.
+        if (isUniqueViolation(error)) throw errors.emailTaken()
+        throw error
+      }
+    },
+    async findById (id) {
+      const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1)
+      return row && toUser(row)
+    },
+    async findCredentialsByEmail (email) {
+      const [row] = await db.select().from(users).where(eq(users.emailKey, emailKey(email))).limit(1)
+      return row && { user: toUser(row), passwordHash: row.passwordHash }
+    },
+    async setPasswordHash (id, passwordHash) {
+      await db.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
+    },
+    async disable (id) {
+      const now = new Date(clock.now())
+      await db.update(users).set({ disabledAt: now, updatedAt: now }).where(eq(users.id, id))
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    users: Users
+  }
+}
+
+export default fp(async app => {
+  app.decorate('users', createUsers(app.database.db, app.clock))
+}, { name: 'users', dependencies: ['database'] })

@@ -1,0 +1,18 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ProblemSchema } from '../../schemas/problem.js'
+import { toUserBody, UserSchema } from '../../schemas/user.js'
+import { errors } from '../../errors.js'
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  app.get('/me', {
+    preHandler: app.requireUser,
+    schema: { response: { 200: UserSchema, 401: ProblemSchema } }
+  }, async request => {
+    const user = await app.users.findById(request.user!.id)
+    // A token may outlive its user; it then proves nothing.
+    if (user === undefined) throw errors.invalidToken('The account no longer exists', { 'www-authenticate': 'Bearer realm="latchkey", error="invalid_token"' })
+    return toUserBody(user)
+  })
+}
+
+export default route

@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyError } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import formBody from '@fastify/formbody'
+import { OAuthError, ProblemError } from '../../errors.js'
+import { TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
+import { OAuthErrorSchema } from '../../schemas/problem.js'
+import { toProblemError } from '../../plugins/app/problems.js'
+import { noStore, tokenResponse } from './token-response.js'
+
+const invalidRequest = (description: string) => new OAuthError(400, 'invalid_request', description)
+const invalidGrant = (description: string) => new OAuthError(400, 'invalid_grant', description)
+
+/** RFC 6749 §5.2: every failure of the token endpoint is an OAuth error object, never a problem document. */
+function toOAuthError (error: FastifyError | Error): OAuthError {
+  if (error instanceof OAuthError) return error
+  const problem = error instanceof ProblemError ? error : toProblemError(error)
+  switch (problem.code) {
+    case 'invalid_credentials': return invalidGrant('The username or password is incorrect')
+    case 'account_disabled': return invalidGrant('The account is disabled')
+    case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
+    case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')
+    case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
+  }
+  if (problem.statusCode < 500) return new OAuthError(problem.statusCode, 'invalid_request', problem.title)
+  return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title)
+}
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  // RFC 6749 §4.3.2: the token endpoint takes form-encoded bodies; only this route does.
+  await app.register(formBody, { bodyLimit: 4096 })
+
+  app.setErrorHandler((error, request, reply) => {
+    const oauth = toOAuthError(error as Error)
+    if (oauth.statusCode >= 500) request.log.error({ err: error }, 'token request failed')
+    return noStore(reply).code(oauth.statusCode).send({ error: oauth.error, error_description: oauth.description })
+  })
+
+  app.post('/token', {
+    schema: {
+      body: TokenRequestSchema,
+      response: { 200: TokenResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
+    }
+  }, async (request, reply) => {
+    const body = request.body
+    switch (body.grant_type) {
+      case 'password': {
+        // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
+        if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
+        const user = await app.credentials.authenticate(body.username, body.password)
+        const access = app.accessTokens.issue({ userId: user.id, sessionId: randomUUID(), clientId: body.client_id ?? app.config.clientId })
+        return noStore(reply).send(tokenResponse(access))
+      }
+      default:
+        throw new OAuthError(400, 'unsupported_grant_type', `grant_type ${JSON.stringify(body.grant_type).slice(0, 80)} is not supported`)
+    }
+  })
+}
+
+export default route

@@ -1,0 +1,28 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type } from 'typebox'
+import { errors } from '../errors.js'
+import { ProblemSchema } from '../schemas/problem.js'
+
+const StatusSchema = Type.Object({ status: Type.String() })
+const READY_TIMEOUT_MS = 1_000
+
+const health: FastifyPluginAsync = async app => {
+  app.get('/healthz', { schema: { response: { 200: StatusSchema } } }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', { schema: { response: { 200: StatusSchema, 503: ProblemSchema } } }, async () => {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('database ping timed out')), READY_TIMEOUT_MS)
+    })
+    try {
+      await Promise.race([app.database.ping(), timeout])
+    } catch {
+      throw errors.serviceUnavailable('The database does not answer')
+    } finally {
+      clearTimeout(timer)
+    }
+    return { status: 'ready' }
+  })
+}
+
+export default health

@@ -1,0 +1,40 @@
+import { Type, type Static } from 'typebox'
+import { UserSchema } from './user.js'
+
+/** Limits are explicit: a password's 1024-byte bound is checked in bytes after this. */
+const Email = Type.String({ minLength: 1, maxLength: 320 })
+const Password = Type.String({ minLength: 1, maxLength: 1024 })
+
+export const RegisterBodySchema = Type.Object({
+  email: Email,
+  password: Password,
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+})
+export type RegisterBody = Static<typeof RegisterBodySchema>
+
+export const LoginBodySchema = Type.Object({ email: Email, password: Password })
+export type LoginBody = Static<typeof LoginBodySchema>
+
+export const TokenResponseSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+  refresh_token: Type.Optional(Type.String()),
+  refresh_token_expires_in: Type.Optional(Type.Integer()),
+  scope: Type.Optional(Type.String())
+})
+export type TokenResponse = Static<typeof TokenResponseSchema>
+
+export const AuthResponseSchema = Type.Object({ ...TokenResponseSchema.properties, user: UserSchema })
+export type AuthResponse = Static<typeof AuthResponseSchema>
+
+/** RFC 6749 §4.3.2 and §6: every parameter is a string; which ones a grant needs is checked by the route. */
+export const TokenRequestSchema = Type.Object({
+  grant_type: Type.String({ maxLength: 64 }),
+  username: Type.Optional(Type.String({ maxLength: 320 })),
+  password: Type.Optional(Type.String({ maxLength: 1024 })),
+  scope: Type.Optional(Type.String({ maxLength: 1024 })),
+  refresh_token: Type.Optional(Type.String({ maxLength: 512 })),
+  client_id: Type.Optional(Type.String({ maxLength: 128 }))
+})
+export type TokenRequest = Static<typeof TokenRequestSchema>
