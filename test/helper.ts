@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../src/app.js'
+import { loadConfig, type Config, type Env } from '../src/config.js'
+import { openDatabase, type Database } from '../src/db/client.js'
+import type { Clock } from '../src/lib/clock.js'
+import { generateSigningKeyPem, signingKeyFromPem, type SigningKey } from '../src/lib/signing-key.js'
+
+/** A clock that moves only when a test moves it. */
+export class ManualClock implements Clock {
+  constructor (private ms = Date.UTC(2026, 0, 1)) {}
+  now (): number { return this.ms }
+  advance (seconds: number): void { this.ms += seconds * 1000 }
+}
+
+export const TEST_ISSUER = 'https://latchkey.test'
+
+let tempDir: string | undefined
+export function testDataDir (): string {
+  if (tempDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-test-'))
+    tempDir = dir
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  }
+  return tempDir
+}
+
+/** Test settings: cheap argon2 (the policy, not the cost, is under test), silent logs. */
+export function testConfig (env: Env = {}): Config {
+  return loadConfig({
+    DATA_DIR: testDataDir(),
+    ISSUER: TEST_ISSUER,
+    LOG_LEVEL: 'silent',
+    ARGON2_MEMORY_KIB: '8192',
+    ARGON2_TIME_COST: '1',
+    ...env
+  })
+}
+
+let databasePromise: Promise<Database> | undefined
+let databaseUrl: string | undefined
+
+/** The connection string of this file's database on the Postgres server; undefined on PGlite. */
+export async function testDatabaseUrl (): Promise<string | undefined> {
+  await testDatabase()
+  return databaseUrl
+}
+
+/**
+ * One database per test file (tap runs files in parallel, one process each):
+ * with DATABASE_URL, a fresh database on that server, dropped afterwards;
+ * without it, an in-memory PGlite.
+ */
+export function testDatabase (): Promise<Database> {
+  databasePromise ??= openTestDatabase()
+  return databasePromise
+}
+
+async function openTestDatabase (): Promise<Database> {
+  const serverUrl = process.env.DATABASE_URL
+  if (serverUrl === undefined || serverUrl === '') {
+    const database = await openDatabase({ dataDir: 'memory://' })
+    await database.migrate()
+    t.teardown(() => database.close())
+    return database
+  }
+  const name = `latchkey_test_${process.pid}_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  await admin.end()
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  databaseUrl = url.toString()
+  const database = await openDatabase({ url: url.toString(), dataDir: testDataDir() })
+  await database.migrate()
+  t.teardown(async () => {
+    await database.close()
+    const cleanup = new pg.Client({ connectionString: serverUrl })
+    await cleanup.connect()
+    await cleanup.query(`drop database if exists ${name} with (force)`)
+    await cleanup.end()
+  })
+  return database
+}
+
+let signingKey: SigningKey | undefined
+export function testSigningKey (): SigningKey {
+  signingKey ??= signingKeyFromPem(generateSigningKeyPem('ES256'), 'ES256')
+  return signingKey
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  database: Database
+  config: Config
+}
+
+export interface TestAppOptions {
+  env?: Env
+  clock?: Clock
+  signingKeys?: SigningKey[]
+}
+
+/** The standalone service on this file's database, closed when the test ends. */
+export async function buildTestApp (test: Test, options: TestAppOptions = {}): Promise<TestApp> {
+  const database = await testDatabase()
+  const config = testConfig(options.env)
+  const app = await buildApp({
+    config,
+    database,
+    clock: options.clock,
+    signingKeys: options.signingKeys ?? [testSigningKey()]
+  })
+  test.teardown(() => app.close())
+  await app.ready()
+  return { app, database, config }
+}
+
+let emailCounter = 0
+/** An email no other test in this file uses. */
+export function uniqueEmail (label = 'user'): string {
+  emailCounter += 1
+  return `${label}-${process.pid}-${emailCounter}-${randomBytes(3).toString('hex')}@example.com`
+}
+
+export const PASSWORD = 'correct horse battery staple'
+
+export async function registerUser (app: FastifyInstance, email = uniqueEmail(), password = PASSWORD) {
+  const response = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } })
+  if (response.statusCode !== 201) throw new Error(`register failed: ${response.statusCode} ${response.body}`)
+  const body = response.json() as { access_token: string, refresh_token?: string, user: { id: string, email: string } }
+  return { email, password, ...body }
+}
