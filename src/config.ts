@@ -24,6 +24,15 @@ export interface Config {
   argon2: Argon2Parameters
   logLevel: string
   bodyLimitBytes: number
+  refreshIdleTtlSeconds: number
+  sessionMaxTtlSeconds: number
+  refreshGraceSeconds: number
+  corsOrigins: string[]
+  cookieSecure: boolean
+  cookieSameSite: 'strict' | 'lax' | 'none'
+  trustProxy: boolean
+  /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
+  keyEncryptionSecret: string | undefined
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -58,6 +67,35 @@ function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[],
   return match
 }
 
+function boolean (env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase()
+  if (raw === undefined) return fallback
+  if (raw === 'true' || raw === '1') return true
+  if (raw === 'false' || raw === '0') return false
+  throw new ConfigError(name, `must be true or false, got "${raw}"`)
+}
+
+function origins (env: Env, name: string): string[] {
+  const raw = read(env, name)
+  if (raw === undefined) return []
+  return raw.split(',').map(entry => entry.trim()).filter(Boolean).map(entry => {
+    let parsed: URL
+    try {
+      parsed = new URL(entry)
+    } catch {
+      throw new ConfigError(name, `"${entry}" is not an origin (scheme://host[:port])`)
+    }
+    if (parsed.origin !== entry.replace(/\/$/, '')) throw new ConfigError(name, `"${entry}" is not an origin (scheme://host[:port])`)
+    return parsed.origin
+  })
+}
+
+function secret (env: Env, name: string): string | undefined {
+  const raw = read(env, name)
+  if (raw !== undefined && raw.length < 32) throw new ConfigError(name, 'must be at least 32 characters (e.g. openssl rand -base64 32)')
+  return raw
+}
+
 function url (env: Env, name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
   const raw = read(env, name)
   if (raw === undefined) return fallback
@@ -80,6 +118,9 @@ function url (env: Env, name: string, fallback: string | undefined, protocols: r
  */
 export function loadConfig (env: Env): Config {
   const port = integer(env, 'PORT', 3000, 0, 65535)
+  if (boolean(env, 'COOKIE_SECURE', true) === false && read(env, 'COOKIE_SAMESITE')?.toLowerCase() === 'none') {
+    throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
+  }
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
   return {
     port,
@@ -99,6 +140,14 @@ export function loadConfig (env: Env): Config {
       parallelism: integer(env, 'ARGON2_PARALLELISM', 1, 1, 16)
     },
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 16_384, 1_024, 1_048_576)
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 16_384, 1_024, 1_048_576),
+    refreshIdleTtlSeconds: integer(env, 'REFRESH_IDLE_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    sessionMaxTtlSeconds: integer(env, 'SESSION_MAX_TTL_SECONDS', 7_776_000, 60, 31_536_000),
+    refreshGraceSeconds: integer(env, 'REFRESH_GRACE_SECONDS', 10, 0, 300),
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
+    cookieSecure: boolean(env, 'COOKIE_SECURE', true),
+    cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
+    trustProxy: boolean(env, 'TRUST_PROXY', false),
+    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET')
   }
 }

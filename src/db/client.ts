@@ -15,9 +15,17 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url))
 
+/** A hand-written statement; on Postgres its name makes it a prepared statement, planned once per connection. */
+export interface Statement {
+  name: string
+  text: string
+}
+
 export interface Database {
   db: Db
   kind: 'postgres' | 'pglite'
+  /** Runs one statement with parameters and returns its rows. */
+  query<Row>(statement: Statement, values: unknown[]): Promise<Row[]>
   /** Applies every pending migration (drizzle's journal makes this idempotent). */
   migrate(): Promise<void>
   /** Resolves when the database answers a trivial query. */
@@ -53,6 +61,8 @@ function openPostgres (url: string, poolSize: number): Database {
   return {
     db,
     kind: 'postgres',
+    query: async <Row>(statement: Statement, values: unknown[]) =>
+      (await pool.query({ name: statement.name, text: statement.text, values })).rows as Row[],
     migrate: () => migratePg(drizzlePg(pool, { schema }), { migrationsFolder: MIGRATIONS_FOLDER }),
     ping: async () => { await pool.query('select 1') },
     close: () => pool.end()
@@ -70,6 +80,7 @@ async function openPglite (dataDir: string): Promise<Database> {
   return {
     db: db as unknown as Db,
     kind: 'pglite',
+    query: async <Row>(statement: Statement, values: unknown[]) => (await client.query<Row>(statement.text, values)).rows,
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
     ping: async () => { await db.execute(sql`select 1`) },
     close: () => client.close()

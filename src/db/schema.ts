@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core'
+import { customType, index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -16,3 +16,38 @@ export const users = pgTable('users', {
 }, table => [uniqueIndex('users_email_key_unique').on(table.emailKey)])
 
 export type UserRow = typeof users.$inferSelect
+
+const bytea = customType<{ data: Buffer, driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: value => Buffer.from(value)
+})
+
+/** One login on one device: one refresh-token family. */
+export const sessions = pgTable('sessions', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  clientId: text('client_id').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }).notNull(),
+  /** Pushed forward by each refresh, never past the absolute expiry. */
+  idleExpiresAt: timestamp('idle_expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  absoluteExpiresAt: timestamp('absolute_expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  userAgent: text('user_agent'),
+  ip: text('ip'),
+  revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  revokedReason: text('revoked_reason')
+}, table => [
+  index('sessions_user_id_idx').on(table.userId),
+  index('sessions_idle_expires_at_idx').on(table.idleExpiresAt)
+])
+
+/** Refresh tokens by SHA-256 hash only; the plaintext exists in responses and nowhere else. */
+export const refreshTokens = pgTable('refresh_tokens', {
+  hash: bytea('hash').primaryKey(),
+  sessionId: uuid('session_id').notNull().references(() => sessions.id, { onDelete: 'cascade' }),
+  parentHash: bytea('parent_hash'),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  rotatedAt: timestamp('rotated_at', { withTimezone: true, mode: 'date' })
+}, table => [index('refresh_tokens_session_id_idx').on(table.sessionId)])
+
+export type SessionRow = typeof sessions.$inferSelect

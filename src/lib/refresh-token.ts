@@ -1,0 +1,29 @@
+import { createHash, createHmac, randomBytes } from 'node:crypto'
+
+/** 256 bits, base64url: 43 characters. */
+const TOKEN = /^[A-Za-z0-9_-]{43}$/
+
+/** The first token of a session: 256 bits from the CSPRNG (RFC 9700 §4.14). */
+export function newRefreshToken (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/**
+ * The token that replaces `parent` on rotation: HMAC-SHA-256 under a server
+ * secret, so it is as unpredictable as a random one to anyone without that
+ * secret, yet the server can give the *same* successor again when the parent
+ * is presented twice inside the grace window, without ever storing a
+ * plaintext token.
+ */
+export function successorOf (parent: string, secret: Buffer): string {
+  return createHmac('sha256', secret).update(parent).digest('base64url')
+}
+
+/** Tokens have 256 bits of entropy, so one unsalted SHA-256 is enough to store them. */
+export function hashRefreshToken (token: string): Buffer {
+  return createHash('sha256').update(token).digest()
+}
+
+export function looksLikeRefreshToken (value: string): boolean {
+  return TOKEN.test(value)
+}
