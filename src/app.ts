@@ -12,6 +12,7 @@ export interface BuildAppOptions {
   clock?: Clock | undefined
   signingKeys?: readonly SigningKey[] | undefined
   logger?: FastifyServerOptions['logger']
+  pruneIntervalSeconds?: number | undefined
 }
 
 /** Never logged, whatever the level (OWASP Logging Cheat Sheet: no session identifiers or credentials). */
@@ -32,7 +33,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     bodyLimit: config.bodyLimitBytes,
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
-    return503OnClosing: true
+    return503OnClosing: true,
+    trustProxy: config.trustProxy
   })
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
@@ -40,7 +42,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     config,
     database: options.database,
     clock: options.clock,
-    signingKeys: options.signingKeys
+    signingKeys: options.signingKeys,
+    pruneIntervalSeconds: options.pruneIntervalSeconds
   })
   return app
 }

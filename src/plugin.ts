@@ -11,6 +11,10 @@ import credentials from './plugins/app/credentials.js'
 import signingKeys from './plugins/app/signing-keys.js'
 import accessTokens from './plugins/app/access-tokens.js'
 import requireUser from './plugins/app/require-user.js'
+import sessions from './plugins/app/sessions.js'
+import refreshCookie from './plugins/app/refresh-cookie.js'
+import cors from './plugins/external/cors.js'
+import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
 import wellKnownRoutes from './routes/well-known.js'
@@ -25,6 +29,8 @@ export interface LatchkeyOptions {
   signingKeys?: readonly SigningKey[] | undefined
   /** Where the auth routes live (CONTRACT.md: `/auth` by default). */
   prefix?: string | undefined
+  /** How often dead sessions are pruned, in seconds; 0 turns the job off (default 600). */
+  pruneIntervalSeconds?: number | undefined
 }
 
 declare module 'fastify' {
@@ -42,8 +48,11 @@ declare module 'fastify' {
  */
 export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
   const { config } = options
-  let verify = (_token: string): AccessTokenClaims => { throw new Error('latchkey is not ready') }
-  await host.register(requireUser, { verify: token => verify(token) })
+  const prefix = options.prefix ?? '/auth'
+  const notReady = () => { throw new Error('latchkey is not ready') }
+  let verify: (token: string) => AccessTokenClaims = notReady
+  let isLive: (sessionId: string) => Promise<boolean> = notReady
+  await host.register(requireUser, { verify: token => verify(token), isLive: sessionId => isLive(sessionId) })
 
   await host.register(async app => {
     app.decorate('config', config)
@@ -60,10 +69,28 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     await app.register(accessTokens, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
     verify = app.accessTokens.verify
 
+    const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
+    await app.register(sessions, {
+      idleTtlSeconds: config.refreshIdleTtlSeconds,
+      maxTtlSeconds: config.sessionMaxTtlSeconds,
+      graceSeconds: config.refreshGraceSeconds,
+      successorKey: deriveKey(masterSecret, 'refresh-token-successor'),
+      pruneIntervalSeconds: options.pruneIntervalSeconds ?? 600,
+      pruneRetentionSeconds: 86_400
+    })
+    isLive = app.sessions.isLive
+    await app.register(refreshCookie, {
+      prefix,
+      secure: config.cookieSecure,
+      sameSite: config.cookieSameSite,
+      allowedOrigins: [...config.corsOrigins, new URL(config.issuer).origin]
+    })
+    await app.register(cors, { origins: config.corsOrigins })
+
     await app.register(async routes => {
       routes.setNotFoundHandler(notFoundHandler)
       await routes.register(authRoutes)
-    }, { prefix: options.prefix ?? '/auth' })
+    }, { prefix })
     await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: 300 })
     await app.register(healthRoutes)
   })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
 import { loadConfig, type Config, type Env } from '../src/config.js'
 import { openDatabase, type Database } from '../src/db/client.js'
 import type { Clock } from '../src/lib/clock.js'
@@ -105,6 +105,15 @@ export interface TestAppOptions {
   env?: Env
   clock?: Clock
   signingKeys?: SigningKey[]
+  /** Collects the app's log lines (pino JSON, level info and up, with the production redaction). */
+  logs?: LogCapture
+}
+
+export class LogCapture {
+  readonly lines: string[] = []
+  readonly stream = { write: (line: string) => { this.lines.push(line) } }
+  text (): string { return this.lines.join('') }
+  entries (): Array<Record<string, unknown>> { return this.lines.map(line => JSON.parse(line) as Record<string, unknown>) }
 }
 
 /** The standalone service on this file's database, closed when the test ends. */
@@ -115,7 +124,9 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     config,
     database,
     clock: options.clock,
-    signingKeys: options.signingKeys ?? [testSigningKey()]
+    signingKeys: options.signingKeys ?? [testSigningKey()],
+    pruneIntervalSeconds: 0,
+    ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } } })
   })
   test.teardown(() => app.close())
   await app.ready()
@@ -134,6 +145,6 @@ export const PASSWORD = 'correct horse battery staple'
 export async function registerUser (app: FastifyInstance, email = uniqueEmail(), password = PASSWORD) {
   const response = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } })
   if (response.statusCode !== 201) throw new Error(`register failed: ${response.statusCode} ${response.body}`)
-  const body = response.json() as { access_token: string, refresh_token?: string, user: { id: string, email: string } }
+  const body = response.json() as { access_token: string, refresh_token: string, user: { id: string, email: string } }
   return { email, password, ...body }
 }

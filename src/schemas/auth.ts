@@ -38,3 +38,24 @@ export const TokenRequestSchema = Type.Object({
   client_id: Type.Optional(Type.String({ maxLength: 128 }))
 })
 export type TokenRequest = Static<typeof TokenRequestSchema>
+
+export const RefreshBodySchema = Type.Object({
+  refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 512 }))
+})
+
+export const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.String({ format: 'date-time' }),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean()
+})
+
+export const SessionListSchema = Type.Object({ sessions: Type.Array(SessionSchema) })
+
+export const ChangePasswordBodySchema = Type.Object({
+  currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+  newPassword: Type.String({ minLength: 1, maxLength: 1024 })
+})

@@ -9,6 +9,8 @@ export interface Credentials {
   register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
   /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
   authenticate(email: string, password: string): Promise<User>
+  /** Replaces the password of a signed-in user who proves they know the current one. */
+  changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void>
 }
 
 export function assertAcceptablePassword (password: string, field = 'password'): void {
@@ -38,6 +40,14 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
       if (found.user.disabledAt !== null) throw errors.accountDisabled()
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
       return found.user
+    },
+    async changePassword (userId, currentPassword, newPassword) {
+      assertAcceptablePassword(newPassword, 'newPassword')
+      if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
+      const found = await users.findCredentialsById(userId)
+      const { ok } = found === undefined ? { ok: await hasher.verifyDummy(currentPassword) } : await hasher.verify(found.passwordHash, currentPassword)
+      if (!ok) throw errors.invalidCredentials('The current password is wrong')
+      await users.setPasswordHash(userId, await hasher.hash(newPassword))
     }
   }
 }

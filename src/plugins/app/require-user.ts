@@ -18,6 +18,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid access token. */
     requireUser: RequireUser
+    /**
+     * preHandler: as `requireUser`, and the token's session must still be live
+     * (not logged out, revoked or expired), for routes that must honour logout at once.
+     */
+    requireLiveUser: RequireUser
   }
   interface FastifyRequest {
     /** Set by `requireUser`; null on routes that do not require it. */
@@ -27,6 +32,8 @@ declare module 'fastify' {
 
 export interface RequireUserOptions {
   verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
+  /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
+  isLive?: ((sessionId: string) => Promise<boolean>) | undefined
   realm?: string
 }
 
@@ -39,7 +46,7 @@ export function bearerToken (request: FastifyRequest): string | undefined {
   return BEARER.exec(header)?.[1]
 }
 
-export function createRequireUser ({ verify, realm = 'latchkey' }: RequireUserOptions): RequireUser {
+export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
   const challenge = `Bearer realm="${realm}"`
   const invalid = (description: string) => `${challenge}, error="invalid_token", error_description="${description}"`
 
@@ -62,6 +69,9 @@ export function createRequireUser ({ verify, realm = 'latchkey' }: RequireUserOp
       }
       return sendProblem(reply, errors.invalidToken(undefined, { 'www-authenticate': invalid('The access token is not valid') }))
     }
+    if (checkSession && isLive !== undefined && !await isLive(claims.sid)) {
+      return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
+    }
     request.user = {
       id: claims.sub,
       sessionId: claims.sid,
@@ -76,4 +86,5 @@ export function createRequireUser ({ verify, realm = 'latchkey' }: RequireUserOp
 export default fp<RequireUserOptions>(async (app, options) => {
   app.decorateRequest('user', null)
   app.decorate('requireUser', createRequireUser(options))
+  if (options.isLive !== undefined) app.decorate('requireLiveUser', createRequireUser(options, true))
 }, { name: 'require-user' })

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { eq } from 'drizzle-orm'
-import { users, type UserRow } from '../../db/schema.js'
+import { and, eq, isNull } from 'drizzle-orm'
+import { sessions, users, type UserRow } from '../../db/schema.js'
 import type { Db } from '../../db/client.js'
 import type { Clock } from '../../lib/clock.js'
 import { emailKey, normaliseEmail } from '../../lib/email.js'
@@ -25,7 +25,9 @@ export interface Users {
   findById(id: string): Promise<User | undefined>
   /** The user and their password hash, for the one place that checks passwords. */
   findCredentialsByEmail(email: string): Promise<{ user: User, passwordHash: string } | undefined>
+  findCredentialsById(id: string): Promise<{ user: User, passwordHash: string } | undefined>
   setPasswordHash(id: string, passwordHash: string): Promise<void>
+  /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
 }
 
@@ -70,12 +72,20 @@ export function createUsers (db: Db, clock: Clock): Users {
       const [row] = await db.select().from(users).where(eq(users.emailKey, emailKey(email))).limit(1)
       return row && { user: toUser(row), passwordHash: row.passwordHash }
     },
+    async findCredentialsById (id) {
+      const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1)
+      return row && { user: toUser(row), passwordHash: row.passwordHash }
+    },
     async setPasswordHash (id, passwordHash) {
       await db.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
     },
     async disable (id) {
       const now = new Date(clock.now())
-      await db.update(users).set({ disabledAt: now, updatedAt: now }).where(eq(users.id, id))
+      await db.transaction(async tx => {
+        await tx.update(users).set({ disabledAt: now, updatedAt: now }).where(eq(users.id, id))
+        await tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_disabled' })
+          .where(and(eq(sessions.userId, id), isNull(sessions.revokedAt)))
+      })
     }
   }
 }

@@ -3,12 +3,20 @@ import register from './register.js'
 import login from './login.js'
 import token from './token.js'
 import me from './me.js'
+import refresh from './refresh.js'
+import logout from './logout.js'
+import sessions from './sessions.js'
+import password from './password.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
   await app.register(login)
   await app.register(token)
   await app.register(me)
+  await app.register(refresh)
+  await app.register(logout)
+  await app.register(sessions)
+  await app.register(password)
 }
 
 export default auth

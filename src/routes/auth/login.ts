@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AuthResponseSchema, LoginBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { toUserBody } from '../../schemas/user.js'
-import { noStore, tokenResponse } from './token-response.js'
+import { grantResponse, startSession, withUser } from './grants.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/login', {
@@ -12,10 +10,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema }
     }
   }, async (request, reply) => {
+    app.refreshCookies.cookieMode(request)
     const { email, password } = request.body
     const user = await app.credentials.authenticate(email, password)
-    const access = app.accessTokens.issue({ userId: user.id, sessionId: randomUUID(), clientId: app.config.clientId })
-    return noStore(reply).send({ ...tokenResponse(access), user: toUserBody(user) })
+    const grant = await startSession(app, request, user)
+    return withUser(grantResponse(app, request, reply, grant), user)
   })
 }
 

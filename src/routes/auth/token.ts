@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyError } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import formBody from '@fastify/formbody'
@@ -6,7 +5,8 @@ import { OAuthError, ProblemError } from '../../errors.js'
 import { TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { toProblemError } from '../../plugins/app/problems.js'
-import { noStore, tokenResponse } from './token-response.js'
+import { logReuse } from './refresh.js'
+import { grantResponse, noStore, startSession } from './grants.js'
 
 const invalidRequest = (description: string) => new OAuthError(400, 'invalid_request', description)
 const invalidGrant = (description: string) => new OAuthError(400, 'invalid_grant', description)
@@ -18,6 +18,9 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
   switch (problem.code) {
     case 'invalid_credentials': return invalidGrant('The username or password is incorrect')
     case 'account_disabled': return invalidGrant('The account is disabled')
+    case 'invalid_token': case 'token_expired': case 'session_revoked': case 'refresh_token_reused':
+      return invalidGrant(problem.title)
+    case 'origin_not_allowed': return invalidRequest(problem.title)
     case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
     case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')
     case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
@@ -47,9 +50,17 @@ const route: FastifyPluginAsyncTypebox = async app => {
       case 'password': {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw invalidRequest('username and password are required')
+        app.refreshCookies.cookieMode(request)
         const user = await app.credentials.authenticate(body.username, body.password)
-        const access = app.accessTokens.issue({ userId: user.id, sessionId: randomUUID(), clientId: body.client_id ?? app.config.clientId })
-        return noStore(reply).send(tokenResponse(access))
+        const grant = await startSession(app, request, user, body.client_id ?? app.config.clientId)
+        return grantResponse(app, request, reply, grant)
+      }
+      case 'refresh_token': {
+        // RFC 6749 §6; the token rotates exactly as on /auth/refresh.
+        if (body.refresh_token === undefined) throw invalidRequest('refresh_token is required')
+        app.refreshCookies.cookieMode(request)
+        const grant = await app.sessions.refresh(body.refresh_token, event => logReuse(request, event))
+        return grantResponse(app, request, reply, grant)
       }
       default:
         throw new OAuthError(400, 'unsupported_grant_type', `grant_type ${JSON.stringify(body.grant_type).slice(0, 80)} is not supported`)

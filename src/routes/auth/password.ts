@@ -1,0 +1,22 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ChangePasswordBodySchema } from '../../schemas/auth.js'
+import { ProblemSchema } from '../../schemas/problem.js'
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  /** OWASP ASVS V2.1.6: the current password is required; V3.3.3: other sessions end. */
+  app.post('/password', {
+    preHandler: app.requireLiveUser,
+    schema: {
+      body: ChangePasswordBodySchema,
+      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema }
+    }
+  }, async (request, reply) => {
+    const { id, sessionId } = request.user!
+    await app.credentials.changePassword(id, request.body.currentPassword, request.body.newPassword)
+    await app.sessions.revokeAll(id, 'password_changed', sessionId)
+    return reply.code(204).send(null)
+  })
+}
+
+export default route

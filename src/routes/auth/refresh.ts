@@ -1,0 +1,32 @@
+import type { FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { RefreshBodySchema, TokenResponseSchema } from '../../schemas/auth.js'
+import { ProblemSchema } from '../../schemas/problem.js'
+import { errors } from '../../errors.js'
+import { emptyBodyIsObject, grantResponse } from './grants.js'
+
+/** Reuse is an attack signal: say so, with who and which session, never the token. */
+export function logReuse (request: FastifyRequest, event: { sessionId: string, userId: string }): void {
+  request.log.warn({ event: 'refresh_token_reused', sessionId: event.sessionId, userId: event.userId }, 'refresh token reused: session revoked')
+}
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  app.post('/refresh', {
+    // Cookie mode and bearer logout send no body at all.
+    preValidation: emptyBodyIsObject,
+    schema: {
+      body: RefreshBodySchema,
+      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema }
+    }
+  }, async (request, reply) => {
+    const cookieMode = app.refreshCookies.cookieMode(request)
+    const token = cookieMode ? app.refreshCookies.read(request) : request.body.refresh_token
+    // In cookie mode a missing cookie means "no session here" (logged out, or never logged in).
+    if (token === undefined && cookieMode) throw errors.invalidRefreshToken('There is no refresh cookie')
+    if (token === undefined) throw errors.validationFailed('refresh_token is required (in the body, or the cookie with X-Auth-Mode: cookie)')
+    const grant = await app.sessions.refresh(token, event => logReuse(request, event))
+    return grantResponse(app, request, reply, grant)
+  })
+}
+
+export default route
