@@ -1,6 +1,6 @@
 import t from 'tap'
 import { eq } from 'drizzle-orm'
-import { users } from '../../../src/db/schema.js'
+import { sessions, users } from '../../../src/db/schema.js'
 import { buildTestApp, PASSWORD, registerUser, uniqueEmail } from '../../helper.js'
 
 t.test('register, then log in, then /auth/me with the access token', async t => {
@@ -11,7 +11,9 @@ t.test('register, then log in, then /auth/me with the access token', async t => 
   t.equal(registered.statusCode, 201)
   t.equal(registered.headers['cache-control'], 'no-store')
   const body = registered.json()
-  t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'token_type', 'user'])
+  t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'refresh_token_expires_in', 'token_type', 'user'])
+  t.match(body.refresh_token, /^[A-Za-z0-9_-]{43}$/)
+  t.equal(body.refresh_token_expires_in, 2_592_000)
   t.equal(body.token_type, 'Bearer')
   t.equal(body.expires_in, 900)
   t.match(body.user, { email, name: 'Ada', id: /^[0-9a-f-]{36}$/ })
@@ -22,6 +24,8 @@ t.test('register, then log in, then /auth/me with the access token', async t => 
   t.equal(row?.emailKey, email.toLowerCase())
   t.match(row?.passwordHash, /^\$argon2id\$v=19\$m=8192,p=1,t=1\$/)
   t.notMatch(registered.body, row!.passwordHash.slice(-20), 'the hash never leaves the database')
+  const [session] = await database.db.select().from(sessions).where(eq(sessions.userId, body.user.id))
+  t.match(session, { clientId: 'latchkey', revokedAt: null, userAgent: 'lightMyRequest', ip: '127.0.0.1' })
 
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: email.toUpperCase(), password: PASSWORD } })
   t.equal(login.statusCode, 200)

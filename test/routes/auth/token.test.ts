@@ -20,7 +20,7 @@ t.test('password grant, form-encoded and JSON (RFC 6749 §4.3)', async t => {
     t.equal(response.headers['cache-control'], 'no-store', name)
     t.equal(response.headers.pragma, 'no-cache', name)
     const body = response.json()
-    t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'token_type'], name)
+    t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'refresh_token_expires_in', 'token_type'], name)
     t.equal(body.token_type, 'Bearer')
 
     // Verified by an independent library from the published JWKS alone.
