@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { customType, index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { customType, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -51,3 +51,25 @@ export const refreshTokens = pgTable('refresh_tokens', {
 }, table => [index('refresh_tokens_session_id_idx').on(table.sessionId)])
 
 export type SessionRow = typeof sessions.$inferSelect
+
+/**
+ * Signing keys shared by every instance. State: next (published, not yet
+ * signing) → current (signing) → retired (published until its last token has
+ * expired) → deleted. The partial unique indexes let the database itself refuse
+ * a second current or a second next key.
+ */
+export const signingKeys = pgTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  alg: text('alg').notNull(),
+  state: text('state', { enum: ['next', 'current', 'retired'] }).notNull(),
+  publicJwk: jsonb('public_jwk').notNull(),
+  /** AES-256-GCM: 12-byte IV, 16-byte tag, then the PKCS#8 PEM; the kid is the associated data. */
+  privateKeyEncrypted: bytea('private_key_encrypted').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  /** For a next key: when it may start signing; for current and retired: when it did. */
+  activatesAt: timestamp('activates_at', { withTimezone: true, mode: 'date' }).notNull(),
+  retiredAt: timestamp('retired_at', { withTimezone: true, mode: 'date' })
+}, table => [
+  uniqueIndex('signing_keys_one_current').on(table.state).where(sql`state = 'current'`),
+  uniqueIndex('signing_keys_one_next').on(table.state).where(sql`state = 'next'`)
+])

@@ -12,6 +12,8 @@ import type { SigningKeys } from './signing-keys.js'
 export interface AccessTokens {
   issue: SignAccessToken
   verify(token: string): AccessTokenClaims
+  /** The claims of a valid token, or undefined: for callers that treat every failure alike. */
+  claimsOf(token: string): AccessTokenClaims | undefined
 }
 
 export interface AccessTokenSettings {
@@ -20,12 +22,32 @@ export interface AccessTokenSettings {
   ttlSeconds: number
 }
 
+/**
+ * Signs with the current key and verifies against every published one. The
+ * signer and verifiers are rebuilt only when the key set changes (its version
+ * moves), never per request.
+ */
 export function createAccessTokens (keys: SigningKeys, settings: AccessTokenSettings, clock: Clock): AccessTokens {
-  const sign = createAccessTokenSigner(keys.current(), settings, clock)
-  const verifier = new AccessTokenVerifier({ issuer: settings.issuer, audience: settings.audience, clock }, keys.published())
+  const verifier = new AccessTokenVerifier({ issuer: settings.issuer, audience: settings.audience, clock })
+  let seen = -1
+  let sign: SignAccessToken = () => { throw new Error('no signing key') }
+  const follow = () => {
+    if (keys.version() === seen) return
+    seen = keys.version()
+    sign = createAccessTokenSigner(keys.current(), settings, clock)
+    verifier.setKeys(keys.published())
+  }
+  const verify = (token: string) => { follow(); return verifier.verify(token) }
   return {
-    issue: (subject: AccessTokenSubject) => sign(subject),
-    verify: token => verifier.verify(token)
+    issue: (subject: AccessTokenSubject) => { follow(); return sign(subject) },
+    verify,
+    claimsOf: token => {
+      try {
+        return verify(token)
+      } catch {
+        return undefined
+      }
+    }
   }
 }
 
