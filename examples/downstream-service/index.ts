@@ -1,0 +1,18 @@
+// A service that trusts latchkey's tokens without sharing any secret with it.
+//   ISSUER=http://localhost:3000 npx tsx examples/downstream-service/index.ts   (or build it with tsc)
+// In your own project: import { latchkeyVerifier } from 'latchkey'
+import Fastify from 'fastify'
+import { latchkeyVerifier } from '../../src/index.js'
+
+const app = Fastify({ logger: true })
+
+// Discovers the JWKS from the issuer, caches it as its Cache-Control says, and refetches
+// once per cooldown when a token names a key it has not seen (a rotation).
+await app.register(latchkeyVerifier, { issuer: process.env.ISSUER ?? 'http://localhost:3000' })
+
+app.get('/orders', { preHandler: app.requireUser }, async request => {
+  const { id, sessionId, scopes } = request.user!
+  return { owner: id, sessionId, scopes, orders: [] }
+})
+
+await app.listen({ port: Number(process.env.PORT ?? 4000) })
