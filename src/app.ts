@@ -34,6 +34,9 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
     return503OnClosing: true,
+    // Start-up opens (and may migrate) the database and warms argon2: slow on a loaded
+    // machine or with the embedded database, and a slow start is better than none.
+    pluginTimeout: 120_000,
     trustProxy: config.trustProxy
   })
   app.setErrorHandler(problemErrorHandler)

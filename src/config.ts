@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
 
 /** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
@@ -33,6 +34,11 @@ export interface Config {
   trustProxy: boolean
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
+  /** How long verifiers may cache the JWKS; also the lead a new key is published before it signs. */
+  jwksMaxAgeSeconds: number
+  signingKeyRotationSeconds: number
+  /** Services allowed to call introspection and revocation: id → SHA-256 of the secret. */
+  serviceClients: ReadonlyMap<string, Buffer>
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -96,6 +102,26 @@ function secret (env: Env, name: string): string | undefined {
   return raw
 }
 
+/**
+ * `id:secret` pairs, comma-separated. Only a SHA-256 of each secret is kept in
+ * memory, so a heap dump does not hand them out.
+ */
+function serviceClients (env: Env, name: string): Map<string, Buffer> {
+  const clients = new Map<string, Buffer>()
+  const raw = read(env, name)
+  if (raw === undefined) return clients
+  for (const entry of raw.split(',').map(part => part.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':')
+    const id = entry.slice(0, colon)
+    const secret = entry.slice(colon + 1)
+    if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new ConfigError(name, 'entries are id:secret with an id of letters, digits, ".", "_" or "-"')
+    if (secret.length < 32) throw new ConfigError(name, `the secret of "${id}" must be at least 32 characters`)
+    if (clients.has(id)) throw new ConfigError(name, `"${id}" appears twice`)
+    clients.set(id, createHash('sha256').update(secret).digest())
+  }
+  return clients
+}
+
 function url (env: Env, name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
   const raw = read(env, name)
   if (raw === undefined) return fallback
@@ -148,6 +174,9 @@ export function loadConfig (env: Env): Config {
     cookieSecure: boolean(env, 'COOKIE_SECURE', true),
     cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
-    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET')
+    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
+    jwksMaxAgeSeconds: integer(env, 'JWKS_MAX_AGE_SECONDS', 300, 10, 86_400),
+    signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),
+    serviceClients: serviceClients(env, 'SERVICE_CLIENTS')
   }
 }

@@ -60,8 +60,22 @@ export const errors = {
 
 /** RFC 6749 §5.2 error for the token endpoint. */
 export class OAuthError extends Error {
-  constructor (readonly statusCode: number, readonly error: string, readonly description: string) {
+  constructor (
+    readonly statusCode: number,
+    readonly error: string,
+    readonly description: string,
+    readonly headers: Readonly<Record<string, string>> = {}
+  ) {
     super(description)
     this.name = 'OAuthError'
   }
 }
+
+/** RFC 6749 §5.2 and RFC 7009 §2.2.1 errors, defined once like the problems above. */
+export const oauthErrors = {
+  invalidRequest: (description: string) => new OAuthError(400, 'invalid_request', description),
+  invalidGrant: (description: string) => new OAuthError(400, 'invalid_grant', description),
+  unsupportedGrantType: (description: string) => new OAuthError(400, 'unsupported_grant_type', description),
+  // RFC 6749 §5.2: a client that tried HTTP Basic gets 401 and the challenge.
+  invalidClient: () => new OAuthError(401, 'invalid_client', 'Client authentication failed', { 'www-authenticate': 'Basic realm="latchkey"' })
+} as const

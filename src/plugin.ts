@@ -8,12 +8,15 @@ import database from './plugins/app/database.js'
 import passwordHasher from './plugins/app/password-hasher.js'
 import users from './plugins/app/users.js'
 import credentials from './plugins/app/credentials.js'
-import signingKeys from './plugins/app/signing-keys.js'
+import signingKeys, { keyScheduleFrom, type KeyStore, type SigningKeys } from './plugins/app/signing-keys.js'
+import type { Users } from './plugins/app/users.js'
+import type { Sessions } from './plugins/app/sessions.js'
 import accessTokens from './plugins/app/access-tokens.js'
 import requireUser from './plugins/app/require-user.js'
 import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
 import cors from './plugins/external/cors.js'
+import serviceClients from './plugins/app/service-clients.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
@@ -33,10 +36,23 @@ export interface LatchkeyOptions {
   pruneIntervalSeconds?: number | undefined
 }
 
+/** What an embedding application may use directly: administration, not HTTP. */
+export interface LatchkeyHandle {
+  users: Users
+  sessions: Sessions
+  signingKeys: SigningKeys
+  /** Runs signing-key maintenance now (it also runs on a timer); a no-op with keys given in options. */
+  maintainKeys(): Promise<void>
+  /** As `npm run keys:rotate` and `npm run keys:revoke`; unavailable with keys given in options. */
+  rotateKeys(): Promise<{ kid: string, activatesAt: Date }>
+  revokeKey(kid: string): Promise<boolean>
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
     clock: Clock
+    latchkey: LatchkeyHandle
   }
 }
 
@@ -53,6 +69,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
   let verify: (token: string) => AccessTokenClaims = notReady
   let isLive: (sessionId: string) => Promise<boolean> = notReady
   await host.register(requireUser, { verify: token => verify(token), isLive: sessionId => isLive(sessionId) })
+  let handle: LatchkeyHandle | undefined
 
   await host.register(async app => {
     app.decorate('config', config)
@@ -65,11 +82,11 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     await app.register(passwordHasher, { parameters: config.argon2 })
     await app.register(users)
     await app.register(credentials)
-    await app.register(signingKeys, { dataDir: config.dataDir, alg: config.jwtAlg, keys: options.signingKeys })
+    const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
+    await app.register(signingKeys, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
     await app.register(accessTokens, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
     verify = app.accessTokens.verify
 
-    const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
     await app.register(sessions, {
       idleTtlSeconds: config.refreshIdleTtlSeconds,
       maxTtlSeconds: config.sessionMaxTtlSeconds,
@@ -86,14 +103,29 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       allowedOrigins: [...config.corsOrigins, new URL(config.issuer).origin]
     })
     await app.register(cors, { origins: config.corsOrigins })
+    await app.register(serviceClients, { clients: config.serviceClients })
 
     await app.register(async routes => {
       routes.setNotFoundHandler(notFoundHandler)
       await routes.register(authRoutes)
     }, { prefix })
-    await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: 300 })
+    const keys = app.signingKeys as Partial<KeyStore>
+    const store = (): KeyStore => {
+      if (keys.maintain === undefined) throw new Error('signing keys were given in options: they do not rotate')
+      return keys as KeyStore
+    }
+    handle = {
+      users: app.users,
+      sessions: app.sessions,
+      signingKeys: app.signingKeys,
+      maintainKeys: async () => { await keys.maintain?.() },
+      rotateKeys: () => store().rotate(),
+      revokeKey: kid => store().revoke(kid)
+    }
+    await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, authPrefix: prefix })
     await app.register(healthRoutes)
   })
+  host.decorate('latchkey', handle!)
 }, { name: 'latchkey', fastify: '5.x' })
 
 export default latchkey

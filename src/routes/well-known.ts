@@ -15,11 +15,53 @@ const JwksSchema = Type.Object({
   }))
 })
 
-const wellKnown: FastifyPluginAsync<{ jwksMaxAgeSeconds: number }> = async (app, { jwksMaxAgeSeconds }) => {
+const DiscoverySchema = Type.Object({
+  issuer: Type.String(),
+  jwks_uri: Type.String(),
+  token_endpoint: Type.String(),
+  introspection_endpoint: Type.String(),
+  revocation_endpoint: Type.String(),
+  grant_types_supported: Type.Array(Type.String()),
+  response_types_supported: Type.Array(Type.String()),
+  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  scopes_supported: Type.Array(Type.String())
+})
+
+export interface WellKnownOptions {
+  jwksMaxAgeSeconds: number
+  /** Where the auth routes live, for the endpoint URLs. */
+  authPrefix: string
+}
+
+const wellKnown: FastifyPluginAsync<WellKnownOptions> = async (app, { jwksMaxAgeSeconds, authPrefix }) => {
   // RFC 7517 §5. The response schema lists public members only, so a private one could never be serialised.
   app.get('/.well-known/jwks.json', { schema: { response: { 200: JwksSchema } } }, async (_request, reply) => {
     return reply.header('cache-control', `public, max-age=${jwksMaxAgeSeconds}`).send(app.signingKeys.jwks())
   })
+
+  const { issuer } = app.config
+  const endpoint = (path: string) => `${issuer}${authPrefix}${path}`
+  // RFC 8414 §2 metadata; served under both names, since verifiers look for either.
+  const discovery = {
+    issuer,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    token_endpoint: endpoint('/token'),
+    introspection_endpoint: endpoint('/introspect'),
+    revocation_endpoint: endpoint('/revoke'),
+    grant_types_supported: ['password', 'refresh_token'],
+    response_types_supported: [],
+    token_endpoint_auth_methods_supported: ['none'],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    scopes_supported: []
+  }
+  for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+    app.get(path, { schema: { response: { 200: DiscoverySchema } } }, async (_request, reply) => {
+      return reply.header('cache-control', `public, max-age=${jwksMaxAgeSeconds}`).send(discovery)
+    })
+  }
 }
 
 export default wellKnown

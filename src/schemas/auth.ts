@@ -59,3 +59,27 @@ export const ChangePasswordBodySchema = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
   newPassword: Type.String({ minLength: 1, maxLength: 1024 })
 })
+
+/** RFC 7662 §2.1 and RFC 7009 §2.1, with client_secret_post credentials. */
+export const TokenOperationBodySchema = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 4096 }),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  client_id: Type.Optional(Type.String({ maxLength: 128 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 }))
+})
+
+/** RFC 7662 §2.2. */
+export const IntrospectionResponseSchema = Type.Object({
+  active: Type.Boolean(),
+  token_type: Type.Optional(Type.String()),
+  scope: Type.Optional(Type.String()),
+  client_id: Type.Optional(Type.String()),
+  sub: Type.Optional(Type.String()),
+  exp: Type.Optional(Type.Integer()),
+  iat: Type.Optional(Type.Integer()),
+  iss: Type.Optional(Type.String()),
+  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  jti: Type.Optional(Type.String()),
+  sid: Type.Optional(Type.String())
+})
+export type IntrospectionResponse = Static<typeof IntrospectionResponseSchema>

@@ -37,7 +37,16 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service'
+
+/** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
+export interface RefreshTokenInfo {
+  sessionId: string
+  userId: string
+  clientId: string
+  issuedAt: Date
+  expiresAt: Date
+}
 
 /** Reported to whoever watches: a rotated token came back after the grace window. */
 export type ReuseListener = (event: { sessionId: string, userId: string }) => void
@@ -54,6 +63,8 @@ export interface Sessions {
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
   list(userId: string): Promise<SessionView[]>
   isLive(sessionId: string): Promise<boolean>
+  /** The live, unrotated refresh token's session; undefined for anything else. */
+  inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
   /** Deletes sessions dead for longer than `retentionSeconds`, at most `batchSize` per call. */
   prune(batchSize: number, retentionSeconds: number): Promise<number>
 }
@@ -121,6 +132,13 @@ const statements = {
     from sessions
     where user_id = $1 and revoked_at is null and idle_expires_at > $2 and absolute_expires_at > $2
     order by last_used_at desc`
+  },
+  inspect: {
+    name: 'latchkey_refresh_inspect',
+    text: `select s.id, s.user_id, s.client_id, t.created_at, least(s.idle_expires_at, s.absolute_expires_at) as expires_at
+    from refresh_tokens t join sessions s on s.id = t.session_id
+    where t.hash = $1 and t.rotated_at is null
+      and s.revoked_at is null and s.idle_expires_at > $2 and s.absolute_expires_at > $2`
   },
   isLive: {
     name: 'latchkey_session_is_live',
@@ -263,6 +281,13 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         recentlyLive.set(sessionId, now)
       }
       return live
+    },
+
+    async inspectRefreshToken (token) {
+      if (!looksLikeRefreshToken(token)) return undefined
+      const [row] = await database.query<{ id: string, user_id: string, client_id: string, created_at: Date, expires_at: Date }>(
+        statements.inspect, [hashRefreshToken(token), new Date(clock.now())])
+      return row && { sessionId: row.id, userId: row.user_id, clientId: row.client_id, issuedAt: row.created_at, expiresAt: row.expires_at }
     },
 
     async prune (batchSize, retentionSeconds) {

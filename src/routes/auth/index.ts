@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import register from './register.js'
 import login from './login.js'
-import token from './token.js'
+import oauth from './oauth.js'
 import me from './me.js'
 import refresh from './refresh.js'
 import logout from './logout.js'
@@ -11,7 +11,7 @@ import password from './password.js'
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
   await app.register(login)
-  await app.register(token)
+  await app.register(oauth)
   await app.register(me)
   await app.register(refresh)
   await app.register(logout)

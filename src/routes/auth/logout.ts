@@ -25,12 +25,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       await app.sessions.revokeByRefreshToken(refreshToken, 'logout')
     } else if (request.headers.authorization !== undefined) {
       const token = bearerToken(request)
-      let claims
-      try {
-        claims = token === undefined ? undefined : app.accessTokens.verify(token)
-      } catch {
-        claims = undefined
-      }
+      const claims = token === undefined ? undefined : app.accessTokens.claimsOf(token)
       if (claims === undefined) {
         throw errors.invalidToken(undefined, { 'www-authenticate': 'Bearer realm="latchkey", error="invalid_token"' })
       }

@@ -1,0 +1,33 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { oauthErrors } from '../../errors.js'
+import { TokenOperationBodySchema } from '../../schemas/auth.js'
+import { OAuthErrorSchema } from '../../schemas/problem.js'
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  /**
+   * RFC 7009. A refresh token ends its session; an access token ends the
+   * session it belongs to (so introspection and requireLiveUser refuse it at
+   * once; stateless verifiers accept it until it expires). Service clients are
+   * trusted back ends and may revoke any user's token. Unknown and invalid
+   * tokens get 200 too (§2.2): the caller learns nothing.
+   */
+  app.post('/revoke', {
+    schema: {
+      body: TokenOperationBodySchema,
+      response: { 200: Type.Object({}), '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
+    }
+  }, async (request, reply) => {
+    if (app.serviceClients.authenticate(request, request.body) === undefined) throw oauthErrors.invalidClient()
+    const { token } = request.body
+    if (token.split('.').length === 3) {
+      const claims = app.accessTokens.claimsOf(token)
+      if (claims !== undefined) await app.sessions.revoke(claims.sid, claims.sub, 'revoked_by_service')
+    } else {
+      await app.sessions.revokeByRefreshToken(token, 'revoked_by_service')
+    }
+    return reply.header('cache-control', 'no-store').send({})
+  })
+}
+
+export default route
