@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -105,6 +107,8 @@ export interface TestAppOptions {
   env?: Env
   clock?: Clock
   signingKeys?: SigningKey[]
+  /** Keys from the database (generated, rotated, encrypted at rest) instead of the file's fixed test key. */
+  databaseKeys?: boolean
   /** Collects the app's log lines (pino JSON, level info and up, with the production redaction). */
   logs?: LogCapture
 }
@@ -124,13 +128,22 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     config,
     database,
     clock: options.clock,
-    signingKeys: options.signingKeys ?? [testSigningKey()],
+    signingKeys: options.databaseKeys === true ? undefined : options.signingKeys ?? [testSigningKey()],
     pruneIntervalSeconds: 0,
     ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } } })
   })
   test.teardown(() => app.close())
   await app.ready()
   return { app, database, config }
+}
+
+/** A port nothing listens on right now, for a process or issuer that must know its URL before it starts. */
+export async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
 }
 
 let emailCounter = 0

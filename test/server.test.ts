@@ -1,19 +1,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { testDatabaseUrl, testDataDir } from './helper.js'
+import { freePort, testDatabaseUrl, testDataDir } from './helper.js'
 
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
 
 function start (env: Record<string, string>) {
   const child = spawn(process.execPath, [SERVER], {
@@ -26,13 +17,18 @@ function start (env: Record<string, string>) {
   return { child, exited, stderr: () => stderr }
 }
 
-async function waitForReady (port: number): Promise<Response> {
-  for (let attempt = 0; ; attempt++) {
+/** Waits for the process to listen, failing at once if it exits; generous, since this is no timing assertion. */
+async function waitForReady (port: number, exited: Promise<unknown>, stderr: () => string, deadlineMs = 120_000): Promise<Response> {
+  let gone = false
+  void exited.then(() => { gone = true })
+  const deadline = Date.now() + deadlineMs
+  for (;;) {
     try {
       return await fetch(`http://127.0.0.1:${port}/readyz`)
     } catch (error) {
-      if (attempt > 300) throw error
-      await new Promise(resolve => setTimeout(resolve, 50))
+      if (gone) throw new Error(`the process exited: ${stderr()}`)
+      if (Date.now() > deadline) throw error
+      await new Promise(resolve => setTimeout(resolve, 100))
     }
   }
 }
@@ -49,9 +45,9 @@ t.test('the process serves /readyz and exits 0 on SIGTERM', async t => {
   const env: Record<string, string> = { PORT: String(port) }
   const databaseUrl = await testDatabaseUrl()
   if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl
-  const { child, exited } = start(env)
+  const { child, exited, stderr } = start(env)
   t.teardown(() => { child.kill('SIGKILL') })
-  const ready = await waitForReady(port)
+  const ready = await waitForReady(port, exited, stderr)
   t.equal(ready.status, 200)
   t.same(await ready.json(), { status: 'ready' })
   child.kill('SIGTERM')
