@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { systemClock, type Clock } from './lib/clock.js'
-import type { AccessTokenClaims } from './lib/access-token.js'
+import type { AccessTokenClaims, AccessTokenSubject } from './lib/access-token.js'
 import type { SigningKey } from './lib/signing-key.js'
 import database from './plugins/app/database.js'
 import passwordHasher from './plugins/app/password-hasher.js'
@@ -46,6 +46,8 @@ export interface LatchkeyHandle {
   /** As `npm run keys:rotate` and `npm run keys:revoke`; unavailable with keys given in options. */
   rotateKeys(): Promise<{ kid: string, activatesAt: Date }>
   revokeKey(kid: string): Promise<boolean>
+  /** Signs an access token for a session, as a refresh would (e.g. after the app's own sign-in). */
+  issueAccessToken(subject: AccessTokenSubject): { token: string, expiresIn: number }
 }
 
 declare module 'fastify' {
@@ -120,6 +122,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       signingKeys: app.signingKeys,
       maintainKeys: async () => { await keys.maintain?.() },
       rotateKeys: () => store().rotate(),
+      issueAccessToken: subject => app.accessTokens.issue(subject),
       revokeKey: kid => store().revoke(kid)
     }
     await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, authPrefix: prefix })

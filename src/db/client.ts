@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { existsSync } from 'node:fs'
 import pg from 'pg'
 import { PGlite } from '@electric-sql/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
@@ -13,7 +14,16 @@ import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url))
+/** The package's migrations folder, found upwards from this file (src/, dist/ and the benchmark's build all sit below it). */
+export const MIGRATIONS_FOLDER = findMigrations(dirname(fileURLToPath(import.meta.url)))
+
+function findMigrations (from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'migrations')
+    if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate
+    if (dirname(dir) === dir) throw new Error('no migrations folder above ' + from)
+  }
+}
 
 /** A hand-written statement; on Postgres its name makes it a prepared statement, planned once per connection. */
 export interface Statement {

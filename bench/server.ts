@@ -1,0 +1,25 @@
+// The service as `npm start` runs it, plus the routes the benchmark needs:
+// a bare route (the ceiling), a route behind requireUser, and a seeding route.
+import { randomUUID } from 'node:crypto'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+
+const config = loadConfig(process.env)
+const app = await buildApp({ config })
+
+app.get('/bench/bare', async () => ({ ok: true }))
+app.get('/bench/protected', { preHandler: app.requireUser }, async request => ({ ok: true, id: request.user!.id }))
+
+/** Sessions (refresh tokens) and access tokens made in-process, so seeding costs no argon2. */
+app.post<{ Body: { userId: string, sessions: number, accessTokens: number } }>('/bench/seed', async request => {
+  const { userId, sessions, accessTokens } = request.body
+  const refreshTokens: string[] = []
+  for (let i = 0; i < sessions; i++) {
+    refreshTokens.push((await app.latchkey.sessions.start({ userId, clientId: config.clientId })).refreshToken)
+  }
+  const tokens = Array.from({ length: accessTokens }, () =>
+    app.latchkey.issueAccessToken({ userId, sessionId: randomUUID(), clientId: config.clientId }).token)
+  return { refreshTokens, accessTokens: tokens }
+})
+
+await app.listen({ port: config.port, host: config.host })
