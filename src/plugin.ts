@@ -14,6 +14,10 @@ import requireUser from './plugins/app/require-user.js'
 import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
 import cors from './plugins/external/cors.js'
+import oidcProviders from './plugins/app/oidc-providers.js'
+import oidcTransactions from './plugins/app/oidc-transactions.js'
+import loginCodes from './plugins/app/login-codes.js'
+import identities from './plugins/app/identities.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
@@ -86,6 +90,13 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       allowedOrigins: [...config.corsOrigins, new URL(config.issuer).origin]
     })
     await app.register(cors, { origins: config.corsOrigins })
+
+    // Federated sign-in (OpenID Connect): discovery runs in the background, so a provider that is down never stops start-up.
+    const pruning = { pruneIntervalSeconds: options.pruneIntervalSeconds ?? 600, pruneRetentionSeconds: 3_600 }
+    await app.register(oidcProviders, { providers: config.oidcProviders, retrySeconds: 30, timeoutSeconds: 5 })
+    await app.register(oidcTransactions, { ttlSeconds: 600, key: deriveKey(masterSecret, 'oidc-transaction'), ...pruning })
+    await app.register(loginCodes, { ttlSeconds: 60, ...pruning })
+    await app.register(identities)
 
     await app.register(async routes => {
       routes.setNotFoundHandler(notFoundHandler)

@@ -37,7 +37,7 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'login_code_reused'
 
 /** Reported to whoever watches: a rotated token came back after the grace window. */
 export type ReuseListener = (event: { sessionId: string, userId: string }) => void
