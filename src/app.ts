@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import type { Clock } from './lib/clock.js'
@@ -25,11 +25,25 @@ export const REDACTED_LOG_PATHS = [
   '*.access_token'
 ]
 
+/**
+ * Fastify's request serializer without the query string: an OAuth callback
+ * carries the provider's code and the state there (OWASP Logging Cheat Sheet).
+ */
+export const LOG_SERIALIZERS = {
+  req: (request: FastifyRequest) => ({
+    method: request.method,
+    url: request.url.split('?')[0],
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort
+  })
+}
+
 /** The standalone service: latchkey registered at the root with problem documents for every error. */
 export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    logger: options.logger ?? { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS },
     bodyLimit: config.bodyLimitBytes,
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },

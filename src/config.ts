@@ -39,6 +39,21 @@ export interface Config {
   signingKeyRotationSeconds: number
   /** Services allowed to call introspection and revocation: id → SHA-256 of the secret. */
   serviceClients: ReadonlyMap<string, Buffer>
+  oidcProviders: OidcProviderConfig[]
+  /** Where apps may receive the result of a federated login (exact match; RFC 9700 §4.1.3). */
+  redirectUris: string[]
+}
+
+/** One OpenID Connect provider users may sign in with (OIDC_PROVIDERS). */
+export interface OidcProviderConfig {
+  /** The path segment of its routes: `/auth/oidc/{name}/...`. */
+  name: string
+  issuer: string
+  clientId: string
+  clientSecret: string
+  scopes: string[]
+  /** Whether a verified email from this provider may link to an existing account with that email. */
+  linkVerifiedEmail: boolean
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -81,16 +96,26 @@ function boolean (env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${raw}"`)
 }
 
-function origins (env: Env, name: string): string[] {
+/** A value quoted in a message stays on its one line, and short. */
+function printable (value: string, max = 200): string {
+  return value.slice(0, max).replace(/[^\x20-\x7e]/g, '?')
+}
+
+/** A comma-separated list of absolute URLs; `what` names what each must be when one does not parse. */
+function urlList (env: Env, name: string, what: string): Array<{ entry: string, parsed: URL }> {
   const raw = read(env, name)
   if (raw === undefined) return []
   return raw.split(',').map(entry => entry.trim()).filter(Boolean).map(entry => {
-    let parsed: URL
     try {
-      parsed = new URL(entry)
+      return { entry, parsed: new URL(entry) }
     } catch {
-      throw new ConfigError(name, `"${entry}" is not an origin (scheme://host[:port])`)
+      throw new ConfigError(name, `"${printable(entry)}" is not ${what}`)
     }
+  })
+}
+
+function origins (env: Env, name: string): string[] {
+  return urlList(env, name, 'an origin (scheme://host[:port])').map(({ entry, parsed }) => {
     if (parsed.origin !== entry.replace(/\/$/, '')) throw new ConfigError(name, `"${entry}" is not an origin (scheme://host[:port])`)
     return parsed.origin
   })
@@ -137,6 +162,84 @@ function url (env: Env, name: string, fallback: string | undefined, protocols: r
   return raw
 }
 
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+/** http is tolerable only where it never leaves the machine (RFC 8252 §8.3). */
+export function isLoopbackHttp (url: URL): boolean {
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)
+}
+
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/
+
+function oidcProvider (entry: unknown, index: number): OidcProviderConfig {
+  const name = 'OIDC_PROVIDERS'
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(name, `entry ${index} must be an object`)
+  const value = entry as Record<string, unknown>
+  const label = `entry ${index}${typeof value.name === 'string' ? ` (${printable(value.name, 32)})` : ''}`
+  const text = (key: string, max: number): string => {
+    const field = value[key]
+    if (typeof field !== 'string' || field.trim() === '' || field.length > max) throw new ConfigError(name, `${label}: ${key} must be a non-empty string of at most ${max} characters`)
+    return field.trim()
+  }
+  const unknownKey = Object.keys(value).find(key => !['name', 'issuer', 'clientId', 'clientSecret', 'scopes', 'linkVerifiedEmail'].includes(key))
+  if (unknownKey !== undefined) throw new ConfigError(name, `${label}: unknown field "${printable(unknownKey, 40)}"`)
+  const providerName = text('name', 32)
+  if (!PROVIDER_NAME.test(providerName)) throw new ConfigError(name, `${label}: name must be lower-case letters, digits and dashes`)
+  const issuerText = text('issuer', 2048)
+  let issuer: URL
+  try {
+    issuer = new URL(issuerText)
+  } catch {
+    throw new ConfigError(name, `${label}: issuer must be an absolute URL`)
+  }
+  if (issuer.protocol !== 'https:' && !isLoopbackHttp(issuer)) throw new ConfigError(name, `${label}: issuer must use https (http only on a loopback address)`)
+  const scopes = value.scopes ?? ['openid', 'email', 'profile']
+  if (!Array.isArray(scopes) || !scopes.every(scope => typeof scope === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/.test(scope))) {
+    throw new ConfigError(name, `${label}: scopes must be an array of scope tokens`)
+  }
+  if (!scopes.includes('openid')) throw new ConfigError(name, `${label}: scopes must include openid`)
+  const link = value.linkVerifiedEmail ?? false
+  if (typeof link !== 'boolean') throw new ConfigError(name, `${label}: linkVerifiedEmail must be true or false`)
+  // The secret is checked but never echoed: a bad value must not land in a log line.
+  return {
+    name: providerName,
+    issuer: issuerText,
+    clientId: text('clientId', 255),
+    clientSecret: text('clientSecret', 1024),
+    scopes: scopes as string[],
+    linkVerifiedEmail: link
+  }
+}
+
+function oidcProviders (env: Env, name: string): OidcProviderConfig[] {
+  const raw = read(env, name)
+  if (raw === undefined) return []
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw new ConfigError(name, 'must be a JSON array of providers (see the README)')
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(name, 'must be a JSON array of providers (see the README)')
+  const providers = parsed.map((entry, index) => oidcProvider(entry, index))
+  const names = providers.map(provider => provider.name)
+  const repeated = names.find((providerName, index) => names.indexOf(providerName) !== index)
+  if (repeated !== undefined) throw new ConfigError(name, `the name "${repeated}" is used twice`)
+  return providers
+}
+
+/** RFC 6749 §3.1.2: absolute, no fragment; RFC 8252 §7: https, loopback http, or an app's private-use scheme. */
+function redirectUris (env: Env, name: string): string[] {
+  return urlList(env, name, 'an absolute URI').map(({ entry, parsed }) => {
+    const quoted = `"${printable(entry)}"`
+    if (parsed.hash !== '' || entry.includes('#')) throw new ConfigError(name, `${quoted} must not have a fragment`)
+    if (['javascript:', 'data:', 'file:', 'blob:', 'vbscript:'].includes(parsed.protocol) || (parsed.protocol === 'http:' && !isLoopbackHttp(parsed))) {
+      throw new ConfigError(name, `${quoted} must use https, http on a loopback address, or an app's own scheme`)
+    }
+    return entry
+  })
+}
+
 /**
  * Reads the service's configuration from environment-style strings (CONTRACT.md,
  * Configuration). Every value is checked here, so a bad one stops the process at
@@ -148,6 +251,9 @@ export function loadConfig (env: Env): Config {
     throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
   }
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
+  const providers = oidcProviders(env, 'OIDC_PROVIDERS')
+  const allowedRedirects = redirectUris(env, 'REDIRECT_URIS')
+  if (providers.length > 0 && allowedRedirects.length === 0) throw new ConfigError('REDIRECT_URIS', 'is required with OIDC_PROVIDERS: it names where apps receive their login codes')
   return {
     port,
     host: read(env, 'HOST') ?? '127.0.0.1',
@@ -177,6 +283,8 @@ export function loadConfig (env: Env): Config {
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
     jwksMaxAgeSeconds: integer(env, 'JWKS_MAX_AGE_SECONDS', 300, 10, 86_400),
     signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),
-    serviceClients: serviceClients(env, 'SERVICE_CLIENTS')
+    serviceClients: serviceClients(env, 'SERVICE_CLIENTS'),
+    oidcProviders: providers,
+    redirectUris: allowedRedirects
   }
 }

@@ -38,6 +38,8 @@ const define = (statusCode: number, code: string, title: string) =>
 
 export const errors = {
   validationFailed: define(400, 'validation_failed', 'The request is not valid'),
+  invalidRedirectUri: define(400, 'invalid_redirect_uri', 'The redirect_uri is not allowed'),
+  invalidState: define(400, 'invalid_state', 'The sign-in state is unknown'),
   invalidJson: define(400, 'invalid_json', 'The request body is not valid JSON'),
   invalidCredentials: define(401, 'invalid_credentials', 'Invalid email or password'),
   authenticationRequired: define(401, 'authentication_required', 'Authentication is required'),
@@ -51,6 +53,7 @@ export const errors = {
   notFound: define(404, 'not_found', 'Not found'),
   methodNotAllowed: define(405, 'method_not_allowed', 'Method not allowed'),
   emailTaken: define(409, 'email_taken', 'An account with this email already exists'),
+  lastSignInMethod: define(409, 'last_sign_in_method', 'This is the last way to sign in to the account'),
   payloadTooLarge: define(413, 'payload_too_large', 'The request body is too large'),
   unsupportedMediaType: define(415, 'unsupported_media_type', 'The request content type is not supported'),
   rateLimited: define(429, 'rate_limited', 'Too many requests'),

@@ -17,6 +17,10 @@ import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
 import cors from './plugins/external/cors.js'
 import serviceClients from './plugins/app/service-clients.js'
+import oidcProviders from './plugins/app/oidc-providers.js'
+import oidcTransactions from './plugins/app/oidc-transactions.js'
+import loginCodes from './plugins/app/login-codes.js'
+import identities from './plugins/app/identities.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
@@ -106,6 +110,13 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     })
     await app.register(cors, { origins: config.corsOrigins })
     await app.register(serviceClients, { clients: config.serviceClients })
+
+    // Federated sign-in (OpenID Connect): discovery runs in the background, so a provider that is down never stops start-up.
+    const pruning = { pruneIntervalSeconds: options.pruneIntervalSeconds ?? 600, pruneRetentionSeconds: 3_600 }
+    await app.register(oidcProviders, { providers: config.oidcProviders, retrySeconds: 30, timeoutSeconds: 5 })
+    await app.register(oidcTransactions, { ttlSeconds: 600, key: deriveKey(masterSecret, 'oidc-transaction'), ...pruning })
+    await app.register(loginCodes, { ttlSeconds: 60, ...pruning })
+    await app.register(identities)
 
     await app.register(async routes => {
       routes.setNotFoundHandler(notFoundHandler)

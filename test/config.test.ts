@@ -40,3 +40,41 @@ t.test('a bad value names its variable in one line', async t => {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)
   }
 })
+
+t.test('OIDC_PROVIDERS and REDIRECT_URIS', async t => {
+  const google = { name: 'google', issuer: 'https://accounts.google.com', clientId: 'id.apps.googleusercontent.com', clientSecret: 'a-secret-never-echoed' }
+  const config = loadConfig({
+    OIDC_PROVIDERS: JSON.stringify([google, { ...google, name: 'corp', issuer: 'http://127.0.0.1:8080/realms/corp', scopes: ['openid', 'email'], linkVerifiedEmail: true }]),
+    REDIRECT_URIS: 'https://app.example.com/signed-in, com.example.app:/oauth2redirect ,http://127.0.0.1/callback'
+  })
+  t.same(config.oidcProviders, [
+    { ...google, scopes: ['openid', 'email', 'profile'], linkVerifiedEmail: false },
+    { ...google, name: 'corp', issuer: 'http://127.0.0.1:8080/realms/corp', scopes: ['openid', 'email'], linkVerifiedEmail: true }
+  ])
+  t.same(config.redirectUris, ['https://app.example.com/signed-in', 'com.example.app:/oauth2redirect', 'http://127.0.0.1/callback'])
+  t.same(loadConfig({}).oidcProviders, [])
+
+  const providers = (...entries: unknown[]) => ({ OIDC_PROVIDERS: JSON.stringify(entries), REDIRECT_URIS: 'https://app.example.com/signed-in' })
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ OIDC_PROVIDERS: 'not json' }, 'OIDC_PROVIDERS: must be a JSON array of providers (see the README)'],
+    [{ OIDC_PROVIDERS: JSON.stringify(google) }, 'OIDC_PROVIDERS: must be a JSON array of providers (see the README)'],
+    [providers('google'), 'OIDC_PROVIDERS: entry 0 must be an object'],
+    [providers({ ...google, issuer: 'http://accounts.example.com' }), 'OIDC_PROVIDERS: entry 0 (google): issuer must use https (http only on a loopback address)'],
+    [providers({ ...google, issuer: 'accounts.google.com' }), 'OIDC_PROVIDERS: entry 0 (google): issuer must be an absolute URL'],
+    [providers({ ...google, clientSecret: '' }), 'OIDC_PROVIDERS: entry 0 (google): clientSecret must be a non-empty string of at most 1024 characters'],
+    [providers({ ...google, name: 'Google Login' }), 'OIDC_PROVIDERS: entry 0 (Google Login): name must be lower-case letters, digits and dashes'],
+    [providers({ ...google, scopes: ['email'] }), 'OIDC_PROVIDERS: entry 0 (google): scopes must include openid'],
+    [providers({ ...google, scopes: 'openid email' }), 'OIDC_PROVIDERS: entry 0 (google): scopes must be an array of scope tokens'],
+    [providers({ ...google, linkVerifiedEmail: 'yes' }), 'OIDC_PROVIDERS: entry 0 (google): linkVerifiedEmail must be true or false'],
+    [providers({ ...google, secret: 'x' }), 'OIDC_PROVIDERS: entry 0 (google): unknown field "secret"'],
+    [providers(google, google), 'OIDC_PROVIDERS: the name "google" is used twice'],
+    [{ OIDC_PROVIDERS: JSON.stringify([google]) }, 'REDIRECT_URIS: is required with OIDC_PROVIDERS: it names where apps receive their login codes'],
+    [{ REDIRECT_URIS: 'http://app.example.com/signed-in' }, 'REDIRECT_URIS: "http://app.example.com/signed-in" must use https, http on a loopback address, or an app\'s own scheme'],
+    [{ REDIRECT_URIS: 'javascript:alert(1)' }, 'REDIRECT_URIS: "javascript:alert(1)" must use https, http on a loopback address, or an app\'s own scheme'],
+    [{ REDIRECT_URIS: 'https://app.example.com/signed-in#top' }, 'REDIRECT_URIS: "https://app.example.com/signed-in#top" must not have a fragment'],
+    [{ REDIRECT_URIS: '/signed-in' }, 'REDIRECT_URIS: "/signed-in" is not an absolute URI']
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)
+  }
+})

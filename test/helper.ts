@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
+import { buildApp, LOG_SERIALIZERS, REDACTED_LOG_PATHS } from '../src/app.js'
 import { loadConfig, type Config, type Env } from '../src/config.js'
 import { openDatabase, type Database } from '../src/db/client.js'
 import type { Clock } from '../src/lib/clock.js'
@@ -130,7 +130,7 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     clock: options.clock,
     signingKeys: options.databaseKeys === true ? undefined : options.signingKeys ?? [testSigningKey()],
     pruneIntervalSeconds: 0,
-    ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } } })
+    ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS } })
   })
   test.teardown(() => app.close())
   await app.ready()

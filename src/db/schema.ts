@@ -8,8 +8,8 @@ export const users = pgTable('users', {
   /** Lower-cased lookup key: one account per email, whatever its case. */
   emailKey: text('email_key').notNull(),
   name: text('name'),
-  /** argon2id PHC string; never leaves this table. */
-  passwordHash: text('password_hash').notNull(),
+  /** argon2id PHC string; never leaves this table. Null for an account that signs in only through a provider. */
+  passwordHash: text('password_hash'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   disabledAt: timestamp('disabled_at', { withTimezone: true, mode: 'date' })
@@ -73,3 +73,51 @@ export const signingKeys = pgTable('signing_keys', {
   uniqueIndex('signing_keys_one_current').on(table.state).where(sql`state = 'current'`),
   uniqueIndex('signing_keys_one_next').on(table.state).where(sql`state = 'next'`)
 ])
+
+/** A provider account (OpenID Connect `iss` + `sub`) that signs in as a user. */
+export const identities = pgTable('identities', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  /** The configured provider's name; with `subject`, the stable key (OIDC Core §5.7: never the email). */
+  provider: text('provider').notNull(),
+  subject: text('subject').notNull(),
+  /** The email the provider last reported, for display only. */
+  email: text('email'),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }).notNull()
+}, table => [
+  uniqueIndex('identities_provider_subject_unique').on(table.provider, table.subject),
+  index('identities_user_id_idx').on(table.userId)
+])
+
+/**
+ * A federated sign-in between the redirect to the provider and its callback,
+ * by the SHA-256 of its `state`; the nonce and the PKCE verifier are derived
+ * from the state, so nothing here lets a reader finish the sign-in.
+ */
+export const oidcTransactions = pgTable('oidc_transactions', {
+  stateHash: bytea('state_hash').primaryKey(),
+  provider: text('provider').notNull(),
+  /** The app's redirect URI, already checked against REDIRECT_URIS. */
+  redirectUri: text('redirect_uri').notNull(),
+  /** The app's own PKCE challenge (S256), checked when it redeems its login code. */
+  codeChallenge: text('code_challenge').notNull(),
+  /** The app's `state`, returned to it unchanged. */
+  appState: text('app_state'),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' })
+}, table => [index('oidc_transactions_expires_at_idx').on(table.expiresAt)])
+
+/** One-time login codes handed to apps after a federated sign-in, by SHA-256 only. */
+export const loginCodes = pgTable('login_codes', {
+  hash: bytea('hash').primaryKey(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  redirectUri: text('redirect_uri').notNull(),
+  codeChallenge: text('code_challenge').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
+  /** The session the code started: revoked if the code comes back (RFC 6749 §4.1.2). */
+  sessionId: uuid('session_id').references(() => sessions.id, { onDelete: 'set null' })
+}, table => [index('login_codes_expires_at_idx').on(table.expiresAt)])

@@ -28,14 +28,17 @@ export type TokenResponse = Static<typeof TokenResponseSchema>
 export const AuthResponseSchema = Type.Object({ ...TokenResponseSchema.properties, user: UserSchema })
 export type AuthResponse = Static<typeof AuthResponseSchema>
 
-/** RFC 6749 §4.3.2 and §6: every parameter is a string; which ones a grant needs is checked by the route. */
+/** RFC 6749 §4.1.3, §4.3.2 and §6: every parameter is a string; which ones a grant needs is checked by the route. */
 export const TokenRequestSchema = Type.Object({
   grant_type: Type.String({ maxLength: 64 }),
   username: Type.Optional(Type.String({ maxLength: 320 })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
   refresh_token: Type.Optional(Type.String({ maxLength: 512 })),
-  client_id: Type.Optional(Type.String({ maxLength: 128 }))
+  client_id: Type.Optional(Type.String({ maxLength: 128 })),
+  code: Type.Optional(Type.String({ maxLength: 128 })),
+  code_verifier: Type.Optional(Type.String({ maxLength: 128 })),
+  redirect_uri: Type.Optional(Type.String({ maxLength: 2048 }))
 })
 export type TokenRequest = Static<typeof TokenRequestSchema>
 

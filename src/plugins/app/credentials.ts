@@ -2,8 +2,8 @@ import fp from 'fastify-plugin'
 import { errors } from '../../errors.js'
 import { checkPassword } from '../../lib/password-policy.js'
 import { isEmail } from '../../lib/email.js'
-import type { PasswordHasher } from './password-hasher.js'
-import type { User, Users } from './users.js'
+import type { PasswordCheck, PasswordHasher } from './password-hasher.js'
+import type { Credential, User, Users } from './users.js'
 
 export interface Credentials {
   register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
@@ -20,6 +20,10 @@ export function assertAcceptablePassword (password: string, field = 'password'):
 }
 
 export function createCredentials (users: Users, hasher: PasswordHasher): Credentials {
+  /** An unknown account and one without a password cost and answer what a wrong password does. */
+  const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
+    found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
+
   return {
     async register ({ email, password, name }) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
@@ -30,12 +34,8 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
       // Refused before any hashing: the cost of a guess never depends on its size.
       if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
       const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
-      if (found === undefined) {
-        await hasher.verifyDummy(password)
-        throw errors.invalidCredentials()
-      }
-      const { ok, needsRehash } = await hasher.verify(found.passwordHash, password)
-      if (!ok) throw errors.invalidCredentials()
+      const { ok, needsRehash } = await check(found, password)
+      if (found === undefined || !ok) throw errors.invalidCredentials()
       // Said only to whoever knows the password, so it tells a guesser nothing.
       if (found.user.disabledAt !== null) throw errors.accountDisabled()
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
@@ -44,8 +44,7 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
     async changePassword (userId, currentPassword, newPassword) {
       assertAcceptablePassword(newPassword, 'newPassword')
       if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
-      const found = await users.findCredentialsById(userId)
-      const { ok } = found === undefined ? { ok: await hasher.verifyDummy(currentPassword) } : await hasher.verify(found.passwordHash, currentPassword)
+      const { ok } = await check(await users.findCredentialsById(userId), currentPassword)
       if (!ok) throw errors.invalidCredentials('The current password is wrong')
       await users.setPasswordHash(userId, await hasher.hash(newPassword))
     }

@@ -24,12 +24,15 @@ export interface Users {
   create(user: NewUser): Promise<User>
   findById(id: string): Promise<User | undefined>
   /** The user and their password hash, for the one place that checks passwords. */
-  findCredentialsByEmail(email: string): Promise<{ user: User, passwordHash: string } | undefined>
-  findCredentialsById(id: string): Promise<{ user: User, passwordHash: string } | undefined>
+  findCredentialsByEmail(email: string): Promise<Credential | undefined>
+  findCredentialsById(id: string): Promise<Credential | undefined>
   setPasswordHash(id: string, passwordHash: string): Promise<void>
   /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
 }
+
+/** A user and their password hash, null when they sign in only through a provider. */
+export interface Credential { user: User, passwordHash: string | null }
 
 const UNIQUE_VIOLATION = '23505'
 

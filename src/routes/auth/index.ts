@@ -7,6 +7,8 @@ import refresh from './refresh.js'
 import logout from './logout.js'
 import sessions from './sessions.js'
 import password from './password.js'
+import oidc from './oidc.js'
+import identities from './identities.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
@@ -17,6 +19,8 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(logout)
   await app.register(sessions)
   await app.register(password)
+  await app.register(oidc)
+  await app.register(identities)
 }
 
 export default auth

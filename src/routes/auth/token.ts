@@ -4,6 +4,8 @@ import { TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { logReuse } from './refresh.js'
 import { grantResponse, startSession } from './grants.js'
+import { redeemLoginCode } from './login-code-grant.js'
+import { isCodeVerifier } from '../../lib/pkce.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
@@ -27,6 +29,16 @@ const route: FastifyPluginAsyncTypebox = async app => {
         if (body.refresh_token === undefined) throw oauthErrors.invalidRequest('refresh_token is required')
         app.refreshCookies.cookieMode(request)
         const grant = await app.sessions.refresh(body.refresh_token, event => logReuse(request, event))
+        return grantResponse(app, request, reply, grant)
+      }
+      case 'authorization_code': {
+        // A login code from /auth/oidc/{provider}/callback (RFC 6749 §4.1.3, RFC 7636 §4.6).
+        const { code, code_verifier: verifier, redirect_uri: redirectUri } = body
+        if (code === undefined || verifier === undefined || redirectUri === undefined) throw oauthErrors.invalidRequest('code, code_verifier and redirect_uri are required')
+        if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+        app.refreshCookies.cookieMode(request)
+        const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
+        if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)
       }
       default:

@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { errors } from '../../errors.js'
+import { IdentityListSchema } from '../../schemas/oidc.js'
+import { ProblemSchema } from '../../schemas/problem.js'
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  app.get('/identities', {
+    preHandler: app.requireLiveUser,
+    schema: { response: { 200: IdentityListSchema, 401: ProblemSchema } }
+  }, async request => {
+    const identities = await app.identities.list(request.user!.id)
+    return {
+      identities: identities.map(identity => ({
+        id: identity.id,
+        provider: identity.provider,
+        email: identity.email,
+        createdAt: identity.createdAt.toISOString(),
+        lastUsedAt: identity.lastUsedAt.toISOString()
+      }))
+    }
+  })
+
+  app.delete('/identities/:id', {
+    preHandler: app.requireLiveUser,
+    schema: {
+      params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+      response: { 204: Type.Null(), 401: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema }
+    }
+  }, async (request, reply) => {
+    const outcome = await app.identities.unlink(request.user!.id, request.params.id)
+    // Another user's identity and an unknown id look the same: 404.
+    if (outcome === 'not_found') throw errors.notFound('No such identity')
+    if (outcome === 'last_method') throw errors.lastSignInMethod('Set a password or link another provider before unlinking this one')
+    return reply.code(204).send(null)
+  })
+}
+
+export default route

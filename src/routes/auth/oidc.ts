@@ -1,0 +1,109 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errors } from '../../errors.js'
+import { isS256Challenge } from '../../lib/pkce.js'
+import { isAllowedRedirectUri, withQuery } from '../../lib/redirect-uri.js'
+import { FederationError } from '../../plugins/app/oidc-providers.js'
+import type { SignInRefusal } from '../../plugins/app/identities.js'
+import { AuthorizeQuerySchema, CallbackQuerySchema, ProviderParamsSchema } from '../../schemas/oidc.js'
+import { ProblemSchema } from '../../schemas/problem.js'
+import { noStore } from './grants.js'
+
+type AppParams = Record<string, string | undefined>
+
+/** RFC 6749 §4.1.2 and §4.1.2.1: the app's result, success or error, as parameters of its redirect URI. */
+function toApp (reply: FastifyReply, redirectUri: string, appState: string | undefined, params: AppParams): FastifyReply {
+  return noStore(reply).code(302).header('location', withQuery(redirectUri, { ...params, state: appState })).send()
+}
+
+const REFUSALS: Record<SignInRefusal, string> = {
+  email_missing: 'The provider did not share an email address',
+  email_unverified: 'The provider has not verified this email address',
+  email_not_linkable: 'An account with this email exists; sign in to it another way',
+  account_disabled: 'This account is disabled'
+}
+
+/** What the app is told when a sign-in fails after its redirect URI was checked: never a 500 page. */
+function failure (request: FastifyRequest, provider: string, error: unknown): AppParams {
+  if (!(error instanceof FederationError)) {
+    request.log.error({ err: error, provider }, 'federated sign-in failed')
+    return { error: 'server_error', error_description: 'The sign-in could not be completed' }
+  }
+  request.log.warn({ provider, reason: error.reason, detail: error.message }, 'federated sign-in failed')
+  switch (error.reason) {
+    case 'unavailable': return { error: 'temporarily_unavailable', error_description: 'The provider cannot be reached; try again later' }
+    case 'provider_error': return { error: error.providerError, error_description: 'The provider did not complete the sign-in' }
+    case 'rejected': return { error: 'access_denied', error_description: "The provider's answer failed a check" }
+  }
+}
+
+const errorResponses = { 400: ProblemSchema, 404: ProblemSchema }
+
+const route: FastifyPluginAsyncTypebox = async app => {
+  /** latchkey's own redirect URI at the provider. */
+  const callbackUrl = (provider: string) => `${app.config.issuer}${app.prefix}/oidc/${provider}/callback`
+  const providerNamed = (name: string) => {
+    const provider = app.oidcProviders.get(name)
+    if (provider === undefined) throw errors.notFound('No such provider')
+    return provider
+  }
+
+  app.get('/oidc/:provider/authorize', {
+    schema: { params: ProviderParamsSchema, querystring: AuthorizeQuerySchema, response: errorResponses }
+  }, async (request, reply) => {
+    const provider = providerNamed(request.params.provider)
+    const { redirect_uri: redirectUri, code_challenge: codeChallenge, code_challenge_method: method, state: appState } = request.query
+    // RFC 6749 §4.1.2.1: a redirect URI that is not allowed is reported here, never redirected to.
+    if (!isAllowedRedirectUri(app.config.redirectUris, redirectUri)) throw errors.invalidRedirectUri('redirect_uri is not in REDIRECT_URIS')
+    // RFC 9700 §2.1.1: the app's own PKCE (S256, never plain) makes an intercepted login code useless.
+    if (method !== 'S256' || codeChallenge === undefined || !isS256Challenge(codeChallenge)) {
+      return toApp(reply, redirectUri, appState, { error: 'invalid_request', error_description: 'code_challenge with code_challenge_method=S256 is required' })
+    }
+    const { name } = provider.settings
+    try {
+      // Nothing is stored for a provider that cannot be reached.
+      await provider.ready()
+      const transaction = await app.oidcTransactions.begin({ provider: name, redirectUri, codeChallenge, appState })
+      const url = await provider.authorizationUrl({ ...transaction, callbackUrl: callbackUrl(name) })
+      return noStore(reply).code(302).header('location', url.href).send()
+    } catch (error) {
+      return toApp(reply, redirectUri, appState, failure(request, name, error))
+    }
+  })
+
+  app.get('/oidc/:provider/callback', {
+    schema: { params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: errorResponses }
+  }, async (request, reply) => {
+    const provider = providerNamed(request.params.provider)
+    const { name, linkVerifiedEmail } = provider.settings
+    const state = request.query.state
+    // Without a transaction there is no checked redirect URI to go to (RFC 6749 §10.12: state binds the callback).
+    const unknownState = () => errors.invalidState('The state is unknown: start the sign-in again')
+    if (state === undefined) throw unknownState()
+    const consumed = await app.oidcTransactions.consume(name, state)
+    if (consumed.status === 'unknown') throw unknownState()
+    if (consumed.status === 'spent') {
+      return toApp(reply, consumed.redirectUri, consumed.appState, { error: 'access_denied', error_description: 'This sign-in was already used or has expired; start again' })
+    }
+    const { transaction } = consumed
+    const reject = (params: AppParams) => toApp(reply, transaction.redirectUri, transaction.appState, params)
+    try {
+      const here = new URL(callbackUrl(name))
+      here.search = new URL(request.url, here).search
+      const claims = await provider.finish(here, { state, nonce: transaction.nonce, verifier: transaction.verifier })
+      const signIn = await app.identities.signIn({ provider: name, linkVerifiedEmail }, claims)
+      if (signIn.status === 'refused') {
+        request.log.info({ provider: name, reason: signIn.reason }, 'federated sign-in refused')
+        return reject({ error: 'access_denied', error_description: REFUSALS[signIn.reason] })
+      }
+      request.log.info({ provider: name, outcome: signIn.outcome, userId: signIn.user.id }, 'federated sign-in')
+      const code = await app.loginCodes.issue({ userId: signIn.user.id, redirectUri: transaction.redirectUri, codeChallenge: transaction.codeChallenge })
+      // RFC 9207: `iss` lets an app that uses several servers tell whose answer this is.
+      return toApp(reply, transaction.redirectUri, transaction.appState, { code, iss: app.config.issuer })
+    } catch (error) {
+      return reject(failure(request, name, error))
+    }
+  })
+}
+
+export default route
