@@ -33,6 +33,21 @@ export interface Config {
   trustProxy: boolean
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
+  database: DatabaseSettings
+  /** Where `/metrics` is served on its own listener; undefined keeps it on the main port (when guarded). */
+  metricsPort: number | undefined
+  /** Bearer secret that `/metrics` demands; with neither this nor `metricsPort`, metrics are not served. */
+  metricsToken: string | undefined
+  /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
+  shutdownTimeoutSeconds: number
+}
+
+export interface DatabaseSettings {
+  poolSize: number
+  /** Waiting for a connection (new or from the pool) longer than this fails the request with 503. */
+  connectTimeoutMs: number
+  /** Postgres cancels a statement past this; the client gives up on a silent server a second later. */
+  statementTimeoutMs: number
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -112,6 +127,30 @@ function url (env: Env, name: string, fallback: string | undefined, protocols: r
 }
 
 /**
+ * NODE_ENV=production refuses what only suits a laptop; each refusal names the
+ * variable and the explicit override that accepts the risk.
+ */
+function refuseUnsafeProductionDefaults (env: Env, config: Config): void {
+  if (config.nodeEnv !== 'production') return
+  const unless = (override: string) => boolean(env, override, false)
+  if (config.databaseUrl === undefined && !unless('ALLOW_EMBEDDED_DATABASE')) {
+    throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (the embedded database is for development; ALLOW_EMBEDDED_DATABASE=true accepts it)')
+  }
+  // OWASP Session Management Cheat Sheet: a refresh cookie without Secure travels in clear text.
+  if (!config.cookieSecure && !unless('ALLOW_INSECURE_COOKIE')) {
+    throw new ConfigError('COOKIE_SECURE', 'false is refused when NODE_ENV=production (ALLOW_INSECURE_COOKIE=true accepts it)')
+  }
+  // A secret generated into DATA_DIR differs per instance and dies with the container.
+  if (config.keyEncryptionSecret === undefined && !unless('ALLOW_GENERATED_SECRET')) {
+    throw new ConfigError('KEY_ENCRYPTION_SECRET', 'is required when NODE_ENV=production (ALLOW_GENERATED_SECRET=true keeps one generated in DATA_DIR)')
+  }
+  // RFC 8414 §2 and OpenID Discovery §3: the issuer is an https URL.
+  if (new URL(config.issuer).protocol !== 'https:' && !unless('ALLOW_HTTP_ISSUER')) {
+    throw new ConfigError('ISSUER', `must be an https URL when NODE_ENV=production, got ${config.issuer} (ALLOW_HTTP_ISSUER=true accepts it)`)
+  }
+}
+
+/**
  * Reads the service's configuration from environment-style strings (CONTRACT.md,
  * Configuration). Every value is checked here, so a bad one stops the process at
  * start-up with one line naming the variable, never at the first request.
@@ -122,7 +161,9 @@ export function loadConfig (env: Env): Config {
     throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
   }
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
-  return {
+  const metricsPort = read(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 1, 65535)
+  if (metricsPort !== undefined && metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
+  const config: Config = {
     port,
     host: read(env, 'HOST') ?? '127.0.0.1',
     nodeEnv: read(env, 'NODE_ENV') ?? 'development',
@@ -148,6 +189,16 @@ export function loadConfig (env: Env): Config {
     cookieSecure: boolean(env, 'COOKIE_SECURE', true),
     cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
-    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET')
+    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
+    database: {
+      poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
+      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 1_000, 100, 60_000),
+      statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 2_000, 100, 600_000)
+    },
+    metricsPort,
+    metricsToken: secret(env, 'METRICS_TOKEN'),
+    shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600)
   }
+  refuseUnsafeProductionDefaults(env, config)
+  return config
 }
