@@ -34,6 +34,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
     return503OnClosing: true,
+    // Start-up applies migrations, or waits for another instance applying them: more than Fastify's 10 s default.
+    pluginTimeout: 120_000,
     trustProxy: config.trustProxy
   })
   app.setErrorHandler(problemErrorHandler)

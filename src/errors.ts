@@ -60,7 +60,12 @@ export const errors = {
 
 /** RFC 6749 §5.2 error for the token endpoint. */
 export class OAuthError extends Error {
-  constructor (readonly statusCode: number, readonly error: string, readonly description: string) {
+  constructor (
+    readonly statusCode: number,
+    readonly error: string,
+    readonly description: string,
+    readonly headers: Readonly<Record<string, string>> = {}
+  ) {
     super(description)
     this.name = 'OAuthError'
   }

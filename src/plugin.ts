@@ -61,7 +61,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
 
-    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir })
+    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
     await app.register(passwordHasher, { parameters: config.argon2 })
     await app.register(users)
     await app.register(credentials)

@@ -4,7 +4,7 @@ import formBody from '@fastify/formbody'
 import { OAuthError, ProblemError } from '../../errors.js'
 import { TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
-import { toProblemError } from '../../plugins/app/problems.js'
+import { logServerError, toProblemError } from '../../plugins/app/problems.js'
 import { logReuse } from './refresh.js'
 import { grantResponse, noStore, startSession } from './grants.js'
 
@@ -26,7 +26,7 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
     case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
   }
   if (problem.statusCode < 500) return new OAuthError(problem.statusCode, 'invalid_request', problem.title)
-  return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title)
+  return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title, problem.headers)
 }
 
 const route: FastifyPluginAsyncTypebox = async app => {
@@ -35,8 +35,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
 
   app.setErrorHandler((error, request, reply) => {
     const oauth = toOAuthError(error as Error)
-    if (oauth.statusCode >= 500) request.log.error({ err: error }, 'token request failed')
-    return noStore(reply).code(oauth.statusCode).send({ error: oauth.error, error_description: oauth.description })
+    logServerError(request, error as Error, oauth.statusCode)
+    return noStore(reply).code(oauth.statusCode).headers(oauth.headers).send({ error: oauth.error, error_description: oauth.description })
   })
 
   app.post('/token', {
