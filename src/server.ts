@@ -2,8 +2,6 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 
-const SHUTDOWN_GRACE_MS = 10_000
-
 function fail (message: string): never {
   process.stderr.write(`latchkey: ${message}\n`)
   process.exit(1)
@@ -18,17 +16,23 @@ try {
 
 const app = await buildApp({ config }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
 
+/**
+ * SIGTERM (a deploy) and SIGINT: stop accepting, let in-flight requests finish
+ * within SHUTDOWN_TIMEOUT_SECONDS, then close the pool (onClose) and exit 0.
+ * Past the bound the process exits 1 rather than hang a rollout.
+ */
 let closing = false
 async function shutdown (signal: string): Promise<void> {
   if (closing) return
   closing = true
   app.log.info({ signal }, 'shutting down')
   const timer = setTimeout(() => {
-    app.log.error('in-flight requests did not finish in time')
+    app.log.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'in-flight requests did not finish in time')
     process.exit(1)
-  }, SHUTDOWN_GRACE_MS)
+  }, config.shutdownTimeoutSeconds * 1000)
   timer.unref()
   await app.close()
+  app.log.info('shut down')
   process.exit(0)
 }
 process.once('SIGTERM', () => { void shutdown('SIGTERM') })
@@ -37,5 +41,5 @@ process.once('SIGINT', () => { void shutdown('SIGINT') })
 try {
   await app.listen({ port: config.port, host: config.host })
 } catch (error) {
-  fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`)
+  fail(`cannot listen: ${(error as Error).message}`)
 }

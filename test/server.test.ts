@@ -1,44 +1,13 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { testDatabaseUrl, testDataDir } from './helper.js'
-
-const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
-function start (env: Record<string, string>) {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH ?? '', DATA_DIR: testDataDir(), LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stderr = ''
-  child.stderr.on('data', chunk => { stderr += chunk })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  return { child, exited, stderr: () => stderr }
-}
-
-async function waitForReady (port: number): Promise<Response> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fetch(`http://127.0.0.1:${port}/readyz`)
-    } catch (error) {
-      if (attempt > 300) throw error
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  }
-}
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { testDatabaseUrl } from './helper.js'
+import { freePort, startServer, waitForReady } from './process.js'
+import { PRODUCTION_ENV, PRODUCTION_GUARDS } from './production.js'
 
 t.test('a bad variable stops the process with one line naming it', async t => {
-  const { exited, stderr } = start({ PORT: 'eighty' })
+  const { exited, stderr } = startServer({ PORT: 'eighty' })
   const [code] = await exited
   t.equal(code, 1)
   t.equal(stderr(), 'latchkey: configuration error: PORT: must be a whole number, got "eighty"\n')
@@ -46,16 +15,39 @@ t.test('a bad variable stops the process with one line naming it', async t => {
 
 t.test('the process serves /readyz and exits 0 on SIGTERM', async t => {
   const port = await freePort()
-  const env: Record<string, string> = { PORT: String(port) }
-  const databaseUrl = await testDatabaseUrl()
-  if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl
-  const { child, exited } = start(env)
+  const server = startServer({ PORT: String(port), DATABASE_URL: await testDatabaseUrl() })
+  const { child, exited } = server
   t.teardown(() => { child.kill('SIGKILL') })
-  const ready = await waitForReady(port)
+  const ready = await waitForReady(port, server)
   t.equal(ready.status, 200)
   t.same(await ready.json(), { status: 'ready' })
+
   child.kill('SIGTERM')
   const [code, signal] = await exited
   t.equal(code, 0)
   t.equal(signal, null)
+})
+
+t.test('NODE_ENV=production: each guard stops the process with its line; its override lets it start', async t => {
+  const databaseUrl = await testDatabaseUrl()
+  for (const { name, unsafe, line, override } of PRODUCTION_GUARDS) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-production-'))
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+    // The refused setting alone is unsafe: the database is this file's, or on PGlite the embedded one, allowed
+    // (except where the embedded database is the setting under test).
+    const allowEmbedded = databaseUrl === undefined && !('DATABASE_URL' in unsafe)
+    const base = { ...PRODUCTION_ENV, DATA_DIR: dataDir, DATABASE_URL: databaseUrl, ...(allowEmbedded && { ALLOW_EMBEDDED_DATABASE: 'true' }) }
+
+    const refused = startServer({ ...base, ...unsafe })
+    const [refusedCode] = await refused.exited
+    t.equal(refusedCode, 1, `${name}: refused`)
+    t.equal(refused.stderr(), `latchkey: configuration error: ${line}\n`, `${name}: its line`)
+
+    const port = await freePort()
+    const started = startServer({ ...base, ...unsafe, ...override, PORT: String(port) })
+    t.teardown(() => { started.child.kill('SIGKILL') })
+    t.equal((await waitForReady(port, started)).status, 200, `${name}: overridden, it starts`)
+    started.child.kill('SIGTERM')
+    t.same(await started.exited, [0, null], `${name}: and stops cleanly`)
+  }
 })
