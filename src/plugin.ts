@@ -14,11 +14,13 @@ import requireUser from './plugins/app/require-user.js'
 import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
 import cors from './plugins/external/cors.js'
+import authMetrics, { type AuthMetrics } from './plugins/app/auth-metrics.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
 import wellKnownRoutes from './routes/well-known.js'
 import healthRoutes from './routes/health.js'
+import metricsRoute from './routes/metrics.js'
 
 export interface LatchkeyOptions {
   config: Config
@@ -31,6 +33,8 @@ export interface LatchkeyOptions {
   prefix?: string | undefined
   /** How often dead sessions are pruned, in seconds; 0 turns the job off (default 600). */
   pruneIntervalSeconds?: number | undefined
+  /** Metrics the caller scrapes; otherwise the service keeps its own (served at /metrics when METRICS_TOKEN is set). */
+  metrics?: AuthMetrics | undefined
 }
 
 declare module 'fastify' {
@@ -62,6 +66,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     app.removeContentTypeParser('text/plain')
 
     await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
+    await app.register(authMetrics, { metrics: options.metrics })
     await app.register(passwordHasher, { parameters: config.argon2 })
     await app.register(users)
     await app.register(credentials)
@@ -93,6 +98,10 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     }, { prefix })
     await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: 300 })
     await app.register(healthRoutes)
+    // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
+    if (config.metricsToken !== undefined && config.metricsPort === undefined) {
+      await app.register(metricsRoute, { metrics: app.authMetrics, token: config.metricsToken })
+    }
   })
 }, { name: 'latchkey', fastify: '5.x' })
 

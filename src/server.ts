@@ -1,6 +1,7 @@
 // The process: configuration from the environment, the app, listen, and a graceful close.
-import { buildApp } from './app.js'
+import { buildApp, buildMetricsApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { createAuthMetrics } from './plugins/app/auth-metrics.js'
 
 function fail (message: string): never {
   process.stderr.write(`latchkey: ${message}\n`)
@@ -14,7 +15,10 @@ try {
   fail(error instanceof ConfigError ? `configuration error: ${error.message}` : String(error))
 }
 
-const app = await buildApp({ config }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
+const metrics = createAuthMetrics({ processMetrics: true })
+const app = await buildApp({ config, metrics }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
+const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsApp(metrics, config.metricsToken)
+if (metricsApp !== undefined) app.addHook('onClose', () => metricsApp.close())
 
 /**
  * SIGTERM (a deploy) and SIGINT: stop accepting, let in-flight requests finish
@@ -40,6 +44,7 @@ process.once('SIGINT', () => { void shutdown('SIGINT') })
 
 try {
   await app.listen({ port: config.port, host: config.host })
+  if (metricsApp !== undefined) await metricsApp.listen({ port: config.metricsPort, host: config.host })
 } catch (error) {
   fail(`cannot listen: ${(error as Error).message}`)
 }

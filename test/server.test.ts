@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { testDatabaseUrl } from './helper.js'
-import { freePort, startServer, waitForReady } from './process.js'
+import { freePort, freePorts, startServer, waitForReady } from './process.js'
 import { PRODUCTION_ENV, PRODUCTION_GUARDS } from './production.js'
 
 t.test('a bad variable stops the process with one line naming it', async t => {
@@ -13,14 +13,21 @@ t.test('a bad variable stops the process with one line naming it', async t => {
   t.equal(stderr(), 'latchkey: configuration error: PORT: must be a whole number, got "eighty"\n')
 })
 
-t.test('the process serves /readyz and exits 0 on SIGTERM', async t => {
-  const port = await freePort()
-  const server = startServer({ PORT: String(port), DATABASE_URL: await testDatabaseUrl() })
+t.test('the process serves /readyz, metrics on METRICS_PORT, and exits 0 on SIGTERM', async t => {
+  const [port, metricsPort] = await freePorts(2) as [number, number]
+  const server = startServer({ PORT: String(port), METRICS_PORT: String(metricsPort), DATABASE_URL: await testDatabaseUrl() })
   const { child, exited } = server
   t.teardown(() => { child.kill('SIGKILL') })
   const ready = await waitForReady(port, server)
   t.equal(ready.status, 200)
   t.same(await ready.json(), { status: 'ready' })
+
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404, 'not on the main port')
+  const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+  t.equal(metrics.status, 200)
+  const text = await metrics.text()
+  t.match(text, /^latchkey_http_requests_total\{method="GET",route="\/readyz",status="200"\} 1$/m)
+  t.match(text, /^process_resident_memory_bytes \d+/m, 'the process metrics too')
 
   child.kill('SIGTERM')
   const [code, signal] = await exited
