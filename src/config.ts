@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import type { PoolSettings } from './db/client.js'
 
 /** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
 export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
@@ -33,21 +34,13 @@ export interface Config {
   trustProxy: boolean
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
-  database: DatabaseSettings
+  database: PoolSettings
   /** Where `/metrics` is served on its own listener; undefined keeps it on the main port (when guarded). */
   metricsPort: number | undefined
   /** Bearer secret that `/metrics` demands; with neither this nor `metricsPort`, metrics are not served. */
   metricsToken: string | undefined
   /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
   shutdownTimeoutSeconds: number
-}
-
-export interface DatabaseSettings {
-  poolSize: number
-  /** Waiting for a connection (new or from the pool) longer than this fails the request with 503. */
-  connectTimeoutMs: number
-  /** Postgres cancels a statement past this; the client gives up on a silent server a second later. */
-  statementTimeoutMs: number
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -162,7 +155,7 @@ export function loadConfig (env: Env): Config {
   }
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
   const metricsPort = read(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 1, 65535)
-  if (metricsPort !== undefined && metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
+  if (metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
   const config: Config = {
     port,
     host: read(env, 'HOST') ?? '127.0.0.1',

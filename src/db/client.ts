@@ -46,7 +46,9 @@ export interface PoolStats {
 
 export interface PoolSettings {
   poolSize: number
+  /** Waiting for a connection (new or from the pool) longer than this fails the request with 503. */
   connectTimeoutMs: number
+  /** Postgres cancels a statement past this; the client gives up on a silent server a second later. */
   statementTimeoutMs: number
 }
 
