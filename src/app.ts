@@ -5,6 +5,8 @@ import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
+import type { AuthMetrics } from './plugins/app/auth-metrics.js'
+import metricsRoute from './routes/metrics.js'
 
 export interface BuildAppOptions {
   config: Config
@@ -13,6 +15,7 @@ export interface BuildAppOptions {
   signingKeys?: readonly SigningKey[] | undefined
   logger?: FastifyServerOptions['logger']
   pruneIntervalSeconds?: number | undefined
+  metrics?: AuthMetrics | undefined
 }
 
 /** Never logged, whatever the level (OWASP Logging Cheat Sheet: no session identifiers or credentials). */
@@ -48,8 +51,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
     return503OnClosing: true,
-    // Start-up opens (and may migrate) the database and warms argon2: slow on a loaded
-    // machine or with the embedded database, and a slow start is better than none.
+    // Start-up applies migrations (or waits for another instance applying them) and warms argon2:
+    // more than Fastify's 10 s default on a loaded machine, and a slow start is better than none.
     pluginTimeout: 120_000,
     trustProxy: config.trustProxy
   })
@@ -60,7 +63,17 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     database: options.database,
     clock: options.clock,
     signingKeys: options.signingKeys,
-    pruneIntervalSeconds: options.pruneIntervalSeconds
+    pruneIntervalSeconds: options.pruneIntervalSeconds,
+    metrics: options.metrics
   })
+  return app
+}
+
+/** `/metrics` alone, for its own port (METRICS_PORT), still behind METRICS_TOKEN when one is set. */
+export async function buildMetricsApp (metrics: AuthMetrics, token: string | undefined): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  app.setErrorHandler(problemErrorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  await app.register(metricsRoute, { metrics, token })
   return app
 }

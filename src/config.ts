@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
+import type { PoolSettings } from './db/client.js'
 
 /** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
 export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
@@ -42,6 +43,13 @@ export interface Config {
   oidcProviders: OidcProviderConfig[]
   /** Where apps may receive the result of a federated login (exact match; RFC 9700 §4.1.3). */
   redirectUris: string[]
+  database: PoolSettings
+  /** Where `/metrics` is served on its own listener; undefined keeps it on the main port (when guarded). */
+  metricsPort: number | undefined
+  /** Bearer secret that `/metrics` demands; with neither this nor `metricsPort`, metrics are not served. */
+  metricsToken: string | undefined
+  /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
+  shutdownTimeoutSeconds: number
 }
 
 /** One OpenID Connect provider users may sign in with (OIDC_PROVIDERS). */
@@ -241,6 +249,30 @@ function redirectUris (env: Env, name: string): string[] {
 }
 
 /**
+ * NODE_ENV=production refuses what only suits a laptop; each refusal names the
+ * variable and the explicit override that accepts the risk.
+ */
+function refuseUnsafeProductionDefaults (env: Env, config: Config): void {
+  if (config.nodeEnv !== 'production') return
+  const unless = (override: string) => boolean(env, override, false)
+  if (config.databaseUrl === undefined && !unless('ALLOW_EMBEDDED_DATABASE')) {
+    throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (the embedded database is for development; ALLOW_EMBEDDED_DATABASE=true accepts it)')
+  }
+  // OWASP Session Management Cheat Sheet: a refresh cookie without Secure travels in clear text.
+  if (!config.cookieSecure && !unless('ALLOW_INSECURE_COOKIE')) {
+    throw new ConfigError('COOKIE_SECURE', 'false is refused when NODE_ENV=production (ALLOW_INSECURE_COOKIE=true accepts it)')
+  }
+  // A secret generated into DATA_DIR differs per instance and dies with the container.
+  if (config.keyEncryptionSecret === undefined && !unless('ALLOW_GENERATED_SECRET')) {
+    throw new ConfigError('KEY_ENCRYPTION_SECRET', 'is required when NODE_ENV=production (ALLOW_GENERATED_SECRET=true keeps one generated in DATA_DIR)')
+  }
+  // RFC 8414 §2 and OpenID Discovery §3: the issuer is an https URL.
+  if (new URL(config.issuer).protocol !== 'https:' && !unless('ALLOW_HTTP_ISSUER')) {
+    throw new ConfigError('ISSUER', `must be an https URL when NODE_ENV=production, got ${config.issuer} (ALLOW_HTTP_ISSUER=true accepts it)`)
+  }
+}
+
+/**
  * Reads the service's configuration from environment-style strings (CONTRACT.md,
  * Configuration). Every value is checked here, so a bad one stops the process at
  * start-up with one line naming the variable, never at the first request.
@@ -254,7 +286,9 @@ export function loadConfig (env: Env): Config {
   const providers = oidcProviders(env, 'OIDC_PROVIDERS')
   const allowedRedirects = redirectUris(env, 'REDIRECT_URIS')
   if (providers.length > 0 && allowedRedirects.length === 0) throw new ConfigError('REDIRECT_URIS', 'is required with OIDC_PROVIDERS: it names where apps receive their login codes')
-  return {
+  const metricsPort = read(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 1, 65535)
+  if (metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
+  const config: Config = {
     port,
     host: read(env, 'HOST') ?? '127.0.0.1',
     nodeEnv: read(env, 'NODE_ENV') ?? 'development',
@@ -285,6 +319,16 @@ export function loadConfig (env: Env): Config {
     signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),
     serviceClients: serviceClients(env, 'SERVICE_CLIENTS'),
     oidcProviders: providers,
-    redirectUris: allowedRedirects
+    redirectUris: allowedRedirects,
+    database: {
+      poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
+      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 1_000, 100, 60_000),
+      statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 2_000, 100, 600_000)
+    },
+    metricsPort,
+    metricsToken: secret(env, 'METRICS_TOKEN'),
+    shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600)
   }
+  refuseUnsafeProductionDefaults(env, config)
+  return config
 }

@@ -21,11 +21,13 @@ import oidcProviders from './plugins/app/oidc-providers.js'
 import oidcTransactions from './plugins/app/oidc-transactions.js'
 import loginCodes from './plugins/app/login-codes.js'
 import identities from './plugins/app/identities.js'
+import authMetrics, { type AuthMetrics } from './plugins/app/auth-metrics.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
 import wellKnownRoutes from './routes/well-known.js'
 import healthRoutes from './routes/health.js'
+import metricsRoute from './routes/metrics.js'
 
 export interface LatchkeyOptions {
   config: Config
@@ -38,6 +40,8 @@ export interface LatchkeyOptions {
   prefix?: string | undefined
   /** How often dead sessions are pruned, in seconds; 0 turns the job off (default 600). */
   pruneIntervalSeconds?: number | undefined
+  /** Metrics the caller scrapes; otherwise the service keeps its own (served at /metrics when METRICS_TOKEN is set). */
+  metrics?: AuthMetrics | undefined
 }
 
 /** What an embedding application may use directly: administration, not HTTP. */
@@ -84,7 +88,8 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
 
-    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir })
+    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
+    await app.register(authMetrics, { metrics: options.metrics })
     await app.register(passwordHasher, { parameters: config.argon2 })
     await app.register(users)
     await app.register(credentials)
@@ -138,6 +143,10 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     }
     await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, authPrefix: prefix })
     await app.register(healthRoutes)
+    // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
+    if (config.metricsToken !== undefined && config.metricsPort === undefined) {
+      await app.register(metricsRoute, { metrics: app.authMetrics, token: config.metricsToken })
+    }
   })
   host.decorate('latchkey', handle!)
 }, { name: 'latchkey', fastify: '5.x' })

@@ -1,8 +1,7 @@
 // The process: configuration from the environment, the app, listen, and a graceful close.
-import { buildApp } from './app.js'
+import { buildApp, buildMetricsApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-
-const SHUTDOWN_GRACE_MS = 10_000
+import { createAuthMetrics } from './plugins/app/auth-metrics.js'
 
 function fail (message: string): never {
   process.stderr.write(`latchkey: ${message}\n`)
@@ -16,19 +15,28 @@ try {
   fail(error instanceof ConfigError ? `configuration error: ${error.message}` : String(error))
 }
 
-const app = await buildApp({ config }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
+const metrics = createAuthMetrics({ processMetrics: true })
+const app = await buildApp({ config, metrics }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
+const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsApp(metrics, config.metricsToken)
+if (metricsApp !== undefined) app.addHook('onClose', () => metricsApp.close())
 
+/**
+ * SIGTERM (a deploy) and SIGINT: stop accepting, let in-flight requests finish
+ * within SHUTDOWN_TIMEOUT_SECONDS, then close the pool (onClose) and exit 0.
+ * Past the bound the process exits 1 rather than hang a rollout.
+ */
 let closing = false
 async function shutdown (signal: string): Promise<void> {
   if (closing) return
   closing = true
   app.log.info({ signal }, 'shutting down')
   const timer = setTimeout(() => {
-    app.log.error('in-flight requests did not finish in time')
+    app.log.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'in-flight requests did not finish in time')
     process.exit(1)
-  }, SHUTDOWN_GRACE_MS)
+  }, config.shutdownTimeoutSeconds * 1000)
   timer.unref()
   await app.close()
+  app.log.info('shut down')
   process.exit(0)
 }
 process.once('SIGTERM', () => { void shutdown('SIGTERM') })
@@ -36,6 +44,7 @@ process.once('SIGINT', () => { void shutdown('SIGINT') })
 
 try {
   await app.listen({ port: config.port, host: config.host })
+  if (metricsApp !== undefined) await metricsApp.listen({ port: config.metricsPort, host: config.host })
 } catch (error) {
-  fail(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`)
+  fail(`cannot listen: ${(error as Error).message}`)
 }

@@ -40,30 +40,55 @@ export interface Database {
   migrate(): Promise<void>
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>
+  /** Connections in use and waited for, for the metrics. */
+  poolStats(): PoolStats
   close(): Promise<void>
 }
+
+export interface PoolStats {
+  max: number
+  total: number
+  /** Undefined where the driver does not say (PGlite). */
+  idle: number | undefined
+  /** Queries waiting for a connection. */
+  waiting: number | undefined
+}
+
+export interface PoolSettings {
+  poolSize: number
+  /** Waiting for a connection (new or from the pool) longer than this fails the request with 503. */
+  connectTimeoutMs: number
+  /** Postgres cancels a statement past this; the client gives up on a silent server a second later. */
+  statementTimeoutMs: number
+}
+
+export const DEFAULT_POOL_SETTINGS: PoolSettings = { poolSize: 10, connectTimeoutMs: 1_000, statementTimeoutMs: 2_000 }
 
 export interface DatabaseOptions {
   /** A Postgres connection string; unset means the embedded database. */
   url?: string | undefined
   /** Where the embedded database lives; `memory://` keeps it in memory. */
   dataDir: string
-  poolSize?: number
+  pool?: PoolSettings | undefined
 }
 
 export async function openDatabase (options: DatabaseOptions): Promise<Database> {
-  return options.url === undefined ? openPglite(options.dataDir) : openPostgres(options.url, options.poolSize ?? 10)
+  return options.url === undefined ? openPglite(options.dataDir) : openPostgres(options.url, options.pool ?? DEFAULT_POOL_SETTINGS)
 }
 
-function openPostgres (url: string, poolSize: number): Database {
+/** Several instances may start at once; one applies the migrations while the others wait. */
+const MIGRATION_LOCK = "select pg_advisory_lock(hashtext('latchkey_migrations'))"
+
+function openPostgres (url: string, settings: PoolSettings): Database {
   const pool = new pg.Pool({
     connectionString: url,
-    max: poolSize,
-    // A database outage must fail requests fast, not queue them forever.
-    connectionTimeoutMillis: 2_000,
+    max: settings.poolSize,
+    // A database outage fails requests fast (503), never queues them until the client gives up.
+    connectionTimeoutMillis: settings.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
-    statement_timeout: 5_000,
-    query_timeout: 6_000
+    statement_timeout: settings.statementTimeoutMs,
+    // statement_timeout needs a server that answers; this covers one that went silent.
+    query_timeout: settings.statementTimeoutMs + 1_000
   })
   // An idle client losing its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
@@ -73,8 +98,21 @@ function openPostgres (url: string, poolSize: number): Database {
     kind: 'postgres',
     query: async <Row>(statement: Statement, values: unknown[]) =>
       (await pool.query({ name: statement.name, text: statement.text, values })).rows as Row[],
-    migrate: () => migratePg(drizzlePg(pool, { schema }), { migrationsFolder: MIGRATIONS_FOLDER }),
+    migrate: async () => {
+      // Its own connection without statement timeouts (a migration may outlast any request);
+      // the session-level lock goes with it.
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: settings.connectTimeoutMs })
+      client.on('error', () => {})
+      await client.connect()
+      try {
+        await client.query(MIGRATION_LOCK)
+        await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_FOLDER })
+      } finally {
+        await client.end()
+      }
+    },
     ping: async () => { await pool.query('select 1') },
+    poolStats: () => ({ max: settings.poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end()
   }
 }
@@ -93,6 +131,8 @@ async function openPglite (dataDir: string): Promise<Database> {
     query: async <Row>(statement: Statement, values: unknown[]) => (await client.query<Row>(statement.text, values)).rows,
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
     ping: async () => { await db.execute(sql`select 1`) },
+    // One in-process connection, always open; PGlite queues statements internally and does not say how many.
+    poolStats: () => ({ max: 1, total: 1, idle: undefined, waiting: undefined }),
     close: () => client.close()
   }
 }

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { openDatabase, type Database } from '../../db/client.js'
+import { openDatabase, type Database, type PoolSettings } from '../../db/client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,11 +12,12 @@ export interface DatabasePluginOptions {
   database?: Database | undefined
   url?: string | undefined
   dataDir: string
+  pool?: PoolSettings | undefined
 }
 
 /** Opens the database unless given one, applies pending migrations, and closes what it opened. */
 export default fp<DatabasePluginOptions>(async (app, options) => {
-  const database = options.database ?? await openDatabase({ url: options.url, dataDir: options.dataDir })
+  const database = options.database ?? await openDatabase({ url: options.url, dataDir: options.dataDir, pool: options.pool })
   if (options.database === undefined) app.addHook('onClose', () => database.close())
   await database.migrate()
   app.decorate('database', database)

@@ -1,5 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { errors, ProblemError } from '../../errors.js'
+import { isDatabaseUnavailable } from '../../db/unavailable.js'
+
+/** RFC 9110 §10.2.3: tells clients and proxies when a retry may succeed. */
+const RETRY_AFTER_SECONDS = '1'
 
 export function sendProblem (reply: FastifyReply, problem: ProblemError): FastifyReply {
   return reply
@@ -23,6 +27,7 @@ export function toProblemError (error: FastifyError | Error): ProblemError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY': return errors.validationFailed('The body is empty')
     case 'FST_ERR_CTP_INVALID_JSON_BODY': return errors.invalidJson()
   }
+  if (isDatabaseUnavailable(error)) return errors.serviceUnavailable('The database is unavailable; retry shortly', { 'retry-after': RETRY_AFTER_SECONDS })
   const status = fastifyError.statusCode ?? 500
   if (status === 400 && error instanceof SyntaxError) return errors.invalidJson()
   if (status === 429) return errors.rateLimited()
@@ -40,8 +45,17 @@ function describeValidation (error: FastifyError): string {
 
 export function problemErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const problem = toProblemError(error)
-  if (problem.statusCode >= 500) request.log.error({ err: error }, 'request failed')
+  logServerError(request, error, problem.statusCode)
   return sendProblem(reply, problem)
+}
+
+/**
+ * An outage (503) is expected and loud enough at warn, without the failed query
+ * (its parameters may hold a password hash); any other 5xx is a bug worth the stack.
+ */
+export function logServerError (request: FastifyRequest, error: Error, statusCode: number): void {
+  if (statusCode === 503) request.log.warn({ event: 'service_unavailable' }, 'service unavailable')
+  else if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
 }
 
 export function notFoundHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {

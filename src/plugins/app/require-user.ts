@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AccessTokenError, type AccessTokenClaims } from '../../lib/access-token.js'
 import { errors } from '../../errors.js'
-import { sendProblem } from './problems.js'
+import { isDatabaseUnavailable } from '../../db/unavailable.js'
+import { logServerError, sendProblem, toProblemError } from './problems.js'
 
 /** Who made the request, as proven by a verified access token. */
 export interface AuthenticatedUser {
@@ -69,8 +70,17 @@ export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: Requi
       }
       return sendProblem(reply, errors.invalidToken(undefined, { 'www-authenticate': invalid('The access token is not valid') }))
     }
-    if (checkSession && isLive !== undefined && !await isLive(claims.sid)) {
-      return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
+    if (checkSession && isLive !== undefined) {
+      let live: boolean
+      try {
+        live = await isLive(claims.sid)
+      } catch (error) {
+        // A host's own error handler knows nothing of database outages: the contract's 503 is answered here.
+        if (!isDatabaseUnavailable(error)) throw error
+        logServerError(request, error as Error, 503)
+        return sendProblem(reply, toProblemError(error as Error))
+      }
+      if (!live) return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
     }
     request.user = {
       id: claims.sub,

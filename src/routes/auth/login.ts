@@ -12,7 +12,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }, async (request, reply) => {
     app.refreshCookies.cookieMode(request)
     const { email, password } = request.body
-    const user = await app.credentials.authenticate(email, password)
+    const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password))
     const grant = await startSession(app, request, user)
     return withUser(grantResponse(app, request, reply, grant), user)
   })

@@ -2,7 +2,7 @@ import type { FastifyError } from 'fastify'
 import type { FastifyPluginAsync } from 'fastify'
 import formBody from '@fastify/formbody'
 import { OAuthError, oauthErrors, ProblemError } from '../../errors.js'
-import { toProblemError } from '../../plugins/app/problems.js'
+import { logServerError, toProblemError } from '../../plugins/app/problems.js'
 import { noStore } from './grants.js'
 import token from './token.js'
 import introspect from './introspect.js'
@@ -25,7 +25,7 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
     case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
   }
   if (problem.statusCode < 500) return new OAuthError(problem.statusCode, 'invalid_request', problem.title)
-  return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title)
+  return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title, problem.headers)
 }
 
 /** The OAuth endpoints (token, introspection, revocation): form or JSON bodies, RFC 6749 errors. */
@@ -35,7 +35,7 @@ const oauthEndpoints: FastifyPluginAsync = async app => {
 
   app.setErrorHandler((error, request, reply) => {
     const oauth = toOAuthError(error as Error)
-    if (oauth.statusCode >= 500) request.log.error({ err: error }, 'OAuth request failed')
+    logServerError(request, error as Error, oauth.statusCode)
     return noStore(reply).code(oauth.statusCode).headers(oauth.headers).send({ error: oauth.error, error_description: oauth.description })
   })
 

@@ -20,7 +20,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
         app.refreshCookies.cookieMode(request)
-        const user = await app.credentials.authenticate(body.username, body.password)
+        const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password))
         const grant = await startSession(app, request, user, body.client_id ?? app.config.clientId)
         return grantResponse(app, request, reply, grant)
       }
@@ -28,7 +28,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         // RFC 6749 §6; the token rotates exactly as on /auth/refresh.
         if (body.refresh_token === undefined) throw oauthErrors.invalidRequest('refresh_token is required')
         app.refreshCookies.cookieMode(request)
-        const grant = await app.sessions.refresh(body.refresh_token, event => logReuse(request, event))
+        const grant = await app.authMetrics.countRefresh(app.sessions.refresh(body.refresh_token, event => logReuse(request, event)))
         return grantResponse(app, request, reply, grant)
       }
       case 'authorization_code': {

@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# latchkey: build with every dependency, run with production ones only, as a non-root user.
+# scripts/check-image.mjs performs these steps on the host (CI has no Docker engine): keep
+# COPY sources listed in .dockerignore, and npm the only tool a RUN line calls besides apt-get.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# argon2 compiles its native addon when the shipped binary does not load.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --no-audit --no-fund
+COPY src ./src
+RUN npm run build
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/var/lib/latchkey
+WORKDIR /app
+COPY package.json package-lock.json ./
+# One layer: the compiler is gone again before the layer is written.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 \
+ && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ && apt-get purge -y --auto-remove g++ make python3 && rm -rf /var/lib/apt/lists/*
+COPY --from=build /app/dist ./dist
+COPY migrations ./migrations
+RUN mkdir -p /var/lib/latchkey && chown node:node /var/lib/latchkey
+USER node
+EXPOSE 3000
+# Liveness only: a database outage must not get every instance restarted (readiness is /readyz).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Migrations run at start-up (under a lock, so replicas may start together); `node dist/db/migrate.js` runs them alone.
+CMD ["node", "dist/server.js"]
