@@ -31,8 +31,22 @@ export interface Config {
   cookieSecure: boolean
   cookieSameSite: 'strict' | 'lax' | 'none'
   trustProxy: boolean
+  rateLimit: RateLimitSettings
+  /** Shared rate-limit counters; undefined counts in this process. */
+  redisUrl: string | undefined
+  redisKeyPrefix: string
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
+}
+
+export interface RateLimitSettings {
+  enabled: boolean
+  /** Password attempts (login, token, register, password change) per client address per minute. */
+  loginPerIpPerMinute: number
+  refreshPerIpPerMinute: number
+  /** Failed attempts per account per window (OWASP ASVS V2.2.1). */
+  loginFailuresPerAccount: number
+  accountWindowSeconds: number
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -148,6 +162,17 @@ export function loadConfig (env: Env): Config {
     cookieSecure: boolean(env, 'COOKIE_SECURE', true),
     cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
+    rateLimit: {
+      enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
+      loginPerIpPerMinute: integer(env, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE', 20, 1, 100_000),
+      refreshPerIpPerMinute: integer(env, 'RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE', 120, 1, 100_000),
+      // OWASP ASVS V2.2.1 allows at most 100 failures an hour; an hour meets at most five
+      // back-to-back 15-minute windows, hence the cap of 20.
+      loginFailuresPerAccount: integer(env, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT', 10, 1, 20),
+      accountWindowSeconds: 900
+    },
+    redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
+    redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'latchkey:',
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET')
   }
 }

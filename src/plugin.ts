@@ -13,7 +13,10 @@ import accessTokens from './plugins/app/access-tokens.js'
 import requireUser from './plugins/app/require-user.js'
 import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
+import counters from './plugins/app/counters.js'
+import accountLimits from './plugins/app/account-limits.js'
 import cors from './plugins/external/cors.js'
+import addressLimits from './plugins/external/address-limits.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
@@ -61,6 +64,10 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
 
+    const { rateLimit } = config
+    await app.register(counters, { redisUrl: rateLimit.enabled ? config.redisUrl : undefined, keyPrefix: config.redisKeyPrefix })
+    await app.register(accountLimits, { enabled: rateLimit.enabled, maxFailures: rateLimit.loginFailuresPerAccount, windowSeconds: rateLimit.accountWindowSeconds })
+    await app.register(addressLimits, rateLimit)
     await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir })
     await app.register(passwordHasher, { parameters: config.argon2 })
     await app.register(users)

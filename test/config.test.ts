@@ -14,6 +14,9 @@ t.test('defaults serve a developer on a laptop', async t => {
     argon2: { memoryKiB: 19456, timeCost: 2, parallelism: 1 }
   })
   t.match(config.dataDir, /\.data$/)
+  t.same(config.rateLimit, { enabled: true, loginPerIpPerMinute: 20, refreshPerIpPerMinute: 120, loginFailuresPerAccount: 10, accountWindowSeconds: 900 })
+  t.equal(config.redisUrl, undefined)
+  t.equal(config.redisKeyPrefix, 'latchkey:')
 })
 
 t.test('values are read and normalised', async t => {
@@ -34,7 +37,11 @@ t.test('a bad value names its variable in one line', async t => {
     [{ JWT_ALG: 'HS256' }, 'JWT_ALG: must be one of ES256, EdDSA, RS256, got "HS256"'],
     [{ ACCESS_TOKEN_TTL_SECONDS: '5' }, 'ACCESS_TOKEN_TTL_SECONDS: must be between 30 and 86400, got 5'],
     [{ ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB: must be between 8192 and 1048576, got 1024'],
-    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"']
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+    [{ RATE_LIMIT_ENABLED: 'maybe' }, 'RATE_LIMIT_ENABLED: must be true or false, got "maybe"'],
+    [{ RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: '50' }, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: must be between 1 and 20, got 50'],
+    [{ RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '0' }, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: must be between 1 and 100000, got 0'],
+    [{ REDIS_URL: 'http://cache:6379' }, 'REDIS_URL: must use redis: or rediss:, got http:']
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)

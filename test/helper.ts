@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -30,7 +32,7 @@ export function testDataDir (): string {
   return tempDir
 }
 
-/** Test settings: cheap argon2 (the policy, not the cost, is under test), silent logs. */
+/** Test settings: cheap argon2 (the policy, not the cost, is under test), silent logs, no rate limits unless a test turns them on. */
 export function testConfig (env: Env = {}): Config {
   return loadConfig({
     DATA_DIR: testDataDir(),
@@ -38,6 +40,7 @@ export function testConfig (env: Env = {}): Config {
     LOG_LEVEL: 'silent',
     ARGON2_MEMORY_KIB: '8192',
     ARGON2_TIME_COST: '1',
+    RATE_LIMIT_ENABLED: 'false',
     ...env
   })
 }
@@ -147,4 +150,18 @@ export async function registerUser (app: FastifyInstance, email = uniqueEmail(),
   if (response.statusCode !== 201) throw new Error(`register failed: ${response.statusCode} ${response.body}`)
   const body = response.json() as { access_token: string, refresh_token: string, user: { id: string, email: string } }
   return { email, password, ...body }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+/** The shared Redis of the test machine, under a key prefix no other test file or run uses. */
+export function sharedRedisEnv (): Env {
+  return { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `latchkey-test:${process.pid}:${randomBytes(4).toString('hex')}:` }
 }

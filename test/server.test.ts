@@ -1,19 +1,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { testDatabaseUrl, testDataDir } from './helper.js'
+import { freePort, testDatabaseUrl, testDataDir } from './helper.js'
 
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
 
 function start (env: Record<string, string>) {
   const child = spawn(process.execPath, [SERVER], {

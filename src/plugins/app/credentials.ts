@@ -3,6 +3,7 @@ import { errors } from '../../errors.js'
 import { checkPassword } from '../../lib/password-policy.js'
 import { isEmail } from '../../lib/email.js'
 import type { PasswordHasher } from './password-hasher.js'
+import type { AccountLimits } from './account-limits.js'
 import type { User, Users } from './users.js'
 
 export interface Credentials {
@@ -19,7 +20,7 @@ export function assertAcceptablePassword (password: string, field = 'password'):
   if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
 }
 
-export function createCredentials (users: Users, hasher: PasswordHasher): Credentials {
+export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits): Credentials {
   return {
     async register ({ email, password, name }) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
@@ -29,6 +30,7 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
     async authenticate (email, password) {
       // Refused before any hashing: the cost of a guess never depends on its size.
       if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
+      const attempt = await accountLimits.begin(email)
       const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
       if (found === undefined) {
         await hasher.verifyDummy(password)
@@ -36,6 +38,7 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
       }
       const { ok, needsRehash } = await hasher.verify(found.passwordHash, password)
       if (!ok) throw errors.invalidCredentials()
+      await attempt.succeeded()
       // Said only to whoever knows the password, so it tells a guesser nothing.
       if (found.user.disabledAt !== null) throw errors.accountDisabled()
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
@@ -45,8 +48,11 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
       assertAcceptablePassword(newPassword, 'newPassword')
       if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
       const found = await users.findCredentialsById(userId)
+      // A stolen access token must not buy unlimited guesses at the password behind it.
+      const attempt = found === undefined ? undefined : await accountLimits.begin(found.user.email)
       const { ok } = found === undefined ? { ok: await hasher.verifyDummy(currentPassword) } : await hasher.verify(found.passwordHash, currentPassword)
       if (!ok) throw errors.invalidCredentials('The current password is wrong')
+      await attempt?.succeeded()
       await users.setPasswordHash(userId, await hasher.hash(newPassword))
     }
   }
@@ -59,5 +65,5 @@ declare module 'fastify' {
 }
 
 export default fp(async app => {
-  app.decorate('credentials', createCredentials(app.users, app.passwordHasher))
-}, { name: 'credentials', dependencies: ['users', 'password-hasher'] })
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits'] })

@@ -23,7 +23,8 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
     case 'origin_not_allowed': return invalidRequest(problem.title)
     case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
     case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')
-    case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
+    // RFC 6749 has no code for this; RFC 8628 §3.5 registered slow_down for a client asking too often.
+    case 'rate_limited': return new OAuthError(429, 'slow_down', problem.detail ?? problem.title)
   }
   if (problem.statusCode < 500) return new OAuthError(problem.statusCode, 'invalid_request', problem.title)
   return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title)
@@ -36,10 +37,13 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.setErrorHandler((error, request, reply) => {
     const oauth = toOAuthError(error as Error)
     if (oauth.statusCode >= 500) request.log.error({ err: error }, 'token request failed')
+    // Retry-After (RFC 6585 §4) travels with a rate-limit answer here as on every other route.
+    if (error instanceof ProblemError && error.headers['retry-after'] !== undefined) reply.header('retry-after', error.headers['retry-after'])
     return noStore(reply).code(oauth.statusCode).send({ error: oauth.error, error_description: oauth.description })
   })
 
   app.post('/token', {
+    onRequest: app.addressLimits.password,
     schema: {
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
