@@ -35,6 +35,7 @@ export interface Config {
   /** Shared rate-limit counters; undefined counts in this process. */
   redisUrl: string | undefined
   redisKeyPrefix: string
+  timeouts: ServerTimeouts
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
 }
@@ -47,6 +48,13 @@ export interface RateLimitSettings {
   /** Failed attempts per account per window (OWASP ASVS V2.2.1). */
   loginFailuresPerAccount: number
   accountWindowSeconds: number
+}
+
+/** Node's server timeouts, in milliseconds, against clients that send slowly or sit idle. */
+export interface ServerTimeouts {
+  headersMs: number
+  requestMs: number
+  keepAliveMs: number
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -135,6 +143,9 @@ export function loadConfig (env: Env): Config {
   if (boolean(env, 'COOKIE_SECURE', true) === false && read(env, 'COOKIE_SAMESITE')?.toLowerCase() === 'none') {
     throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
   }
+  const headersTimeout = integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 1, 300)
+  const requestTimeout = integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 1, 600)
+  if (headersTimeout > requestTimeout) throw new ConfigError('HEADERS_TIMEOUT_SECONDS', `must not exceed REQUEST_TIMEOUT_SECONDS (${requestTimeout})`)
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
   return {
     port,
@@ -173,6 +184,12 @@ export function loadConfig (env: Env): Config {
     },
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'latchkey:',
+    timeouts: {
+      headersMs: headersTimeout * 1000,
+      requestMs: requestTimeout * 1000,
+      // Above the 60-second idle timeout of common load balancers, which must close first.
+      keepAliveMs: integer(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 72, 1, 600) * 1000
+    },
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET')
   }
 }

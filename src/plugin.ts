@@ -15,6 +15,7 @@ import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
 import counters from './plugins/app/counters.js'
 import accountLimits from './plugins/app/account-limits.js'
+import securityHeaders from './plugins/app/security-headers.js'
 import cors from './plugins/external/cors.js'
 import addressLimits from './plugins/external/address-limits.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
@@ -63,6 +64,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     app.setErrorHandler(problemErrorHandler)
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
+    await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
 
     const { rateLimit } = config
     await app.register(counters, { redisUrl: rateLimit.enabled ? config.redisUrl : undefined, keyPrefix: config.redisKeyPrefix })
