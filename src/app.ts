@@ -6,6 +6,9 @@ import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import securityHeaders from './plugins/app/security-headers.js'
+import { LOG_REDACTION } from './lib/log-redaction.js'
+
+export { REDACTED_LOG_PATHS, LOG_REDACTION } from './lib/log-redaction.js'
 
 export interface BuildAppOptions {
   config: Config
@@ -16,16 +19,6 @@ export interface BuildAppOptions {
   pruneIntervalSeconds?: number | undefined
 }
 
-/** Never logged, whatever the level (OWASP Logging Cheat Sheet: no session identifiers or credentials). */
-export const REDACTED_LOG_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.refresh_token',
-  '*.access_token'
-]
-
 /** Node's own default, stated so that an upgrade cannot move it: larger headers get 431. */
 const MAX_HEADER_BYTES = 16_384
 
@@ -34,7 +27,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const { config } = options
   const { timeouts } = config
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    logger: options.logger ?? { level: config.logLevel, ...LOG_REDACTION },
     bodyLimit: config.bodyLimitBytes,
     // Against slow clients (slowloris): the headers, then the whole request, must arrive in time,
     // and Node checks every second rather than every 30.

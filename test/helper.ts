@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, REDACTED_LOG_PATHS } from '../src/app.js'
+import { buildApp, LOG_REDACTION } from '../src/app.js'
 import { loadConfig, type Config, type Env } from '../src/config.js'
 import { openDatabase, type Database } from '../src/db/client.js'
 import type { Clock } from '../src/lib/clock.js'
@@ -108,11 +108,12 @@ export interface TestAppOptions {
   env?: Env
   clock?: Clock
   signingKeys?: SigningKey[]
-  /** Collects the app's log lines (pino JSON, level info and up, with the production redaction). */
+  /** Collects the app's log lines (pino JSON, from the capture's level up, with the production redaction). */
   logs?: LogCapture
 }
 
 export class LogCapture {
+  constructor (readonly level = 'info') {}
   readonly lines: string[] = []
   readonly stream = { write: (line: string) => { this.lines.push(line) } }
   text (): string { return this.lines.join('') }
@@ -129,7 +130,7 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     clock: options.clock,
     signingKeys: options.signingKeys ?? [testSigningKey()],
     pruneIntervalSeconds: 0,
-    ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } } })
+    ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())
   await app.ready()
