@@ -16,6 +16,7 @@ export interface Counters {
   hit(key: string, windowMs: number): Promise<WindowCount>
   /** Takes back one hit counted in the window that opened at `windowStart`. */
   undo(key: string, windowStart: number): Promise<void>
+  close(): Promise<void>
 }
 
 // The window opens at the first hit and is timed by the app's clock (ARGV[1]),
@@ -92,6 +93,11 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
       // The hit may have been counted on either side of a switch; a window that is not open is left alone.
       local.undo(key, windowStart)
       if (scripts?.status === 'ready') await scripts.latchkeyUndo(keyPrefix + key, windowStart).catch(fallBack)
+    },
+    async close () {
+      // A shutdown is not an outage: nothing to report.
+      redis?.removeAllListeners('close')
+      redis?.disconnect()
     }
   }
 }
@@ -122,10 +128,9 @@ export interface CountersPluginOptions {
 
 export default fp<CountersPluginOptions>(async (app, { redisUrl, keyPrefix }) => {
   const redis = redisUrl === undefined ? undefined : openRedis(redisUrl)
-  if (redis !== undefined) {
-    app.addHook('onClose', async () => { redis.disconnect() })
-    // Start-up waits for a first connection but never fails on it: the fallback serves meanwhile.
-    await redis.connect().catch(() => {})
-  }
-  app.decorate('counters', createCounters(app.clock, app.log, redis, keyPrefix))
+  // Start-up waits for a first connection but never fails on it: the fallback serves meanwhile.
+  await redis?.connect().catch(() => {})
+  const counters = createCounters(app.clock, app.log, redis, keyPrefix)
+  app.decorate('counters', counters)
+  app.addHook('onClose', () => counters.close())
 }, { name: 'counters' })

@@ -4,7 +4,9 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
+import pino from 'pino'
 import { accountKey } from '../../../src/plugins/app/account-limits.js'
+import { createCounters, openRedis } from '../../../src/plugins/app/counters.js'
 import { buildTestApp, freePort, LogCapture, ManualClock, PASSWORD, registerUser, uniqueEmail } from '../../helper.js'
 
 /** A Redis of this test's own, so that stopping it disturbs nobody else. */
@@ -95,4 +97,16 @@ t.test('a Redis that is down at start-up does not stop the service', async t => 
   const email = uniqueEmail()
   t.same([(await login(app, email)).statusCode, (await login(app, email)).statusCode], [401, 429], 'limits hold in process')
   t.same(storeEvents(logs), ['process'])
+})
+
+t.test('closing the counters is not reported as an outage', async t => {
+  const logs = new LogCapture()
+  const redis = openRedis('redis://127.0.0.1:6379')
+  await redis.connect()
+  const counters = createCounters(new ManualClock(), pino({}, logs.stream), redis, `latchkey-test:${randomBytes(4).toString('hex')}:`)
+  t.equal((await counters.hit('a', 60_000)).count, 1)
+  const ended = once(redis, 'end')
+  await counters.close()
+  await ended
+  t.same(storeEvents(logs), [])
 })
