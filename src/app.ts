@@ -7,6 +7,10 @@ import { latchkey } from './plugin.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import type { AuthMetrics } from './plugins/app/auth-metrics.js'
 import metricsRoute from './routes/metrics.js'
+import securityHeaders from './plugins/app/security-headers.js'
+import { LOG_REDACTION } from './lib/log-redaction.js'
+
+export { REDACTED_LOG_PATHS, LOG_REDACTION } from './lib/log-redaction.js'
 
 export interface BuildAppOptions {
   config: Config
@@ -18,15 +22,8 @@ export interface BuildAppOptions {
   metrics?: AuthMetrics | undefined
 }
 
-/** Never logged, whatever the level (OWASP Logging Cheat Sheet: no session identifiers or credentials). */
-export const REDACTED_LOG_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.refresh_token',
-  '*.access_token'
-]
+/** Node's own default, stated so that an upgrade cannot move it: larger headers get 431. */
+const MAX_HEADER_BYTES = 16_384
 
 /**
  * Fastify's request serializer without the query string: an OAuth callback
@@ -45,9 +42,20 @@ export const LOG_SERIALIZERS = {
 /** The standalone service: latchkey registered at the root with problem documents for every error. */
 export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
+  const { timeouts } = config
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS },
+    logger: options.logger ?? { level: config.logLevel, ...LOG_REDACTION },
     bodyLimit: config.bodyLimitBytes,
+    // Against slow clients (slowloris): the headers, then the whole request, must arrive in time,
+    // and Node checks every second rather than every 30.
+    http: {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      connectionsCheckingInterval: 1_000
+    },
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
     return503OnClosing: true,
@@ -58,6 +66,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   })
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
+  // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
+  await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
   await app.register(latchkey, {
     config,
     database: options.database,

@@ -33,6 +33,11 @@ export interface Config {
   cookieSecure: boolean
   cookieSameSite: 'strict' | 'lax' | 'none'
   trustProxy: boolean
+  rateLimit: RateLimitSettings
+  /** Shared rate-limit counters; undefined counts in this process. */
+  redisUrl: string | undefined
+  redisKeyPrefix: string
+  timeouts: ServerTimeouts
   /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
   keyEncryptionSecret: string | undefined
   /** How long verifiers may cache the JWKS; also the lead a new key is published before it signs. */
@@ -62,6 +67,23 @@ export interface OidcProviderConfig {
   scopes: string[]
   /** Whether a verified email from this provider may link to an existing account with that email. */
   linkVerifiedEmail: boolean
+}
+
+export interface RateLimitSettings {
+  enabled: boolean
+  /** Password attempts (login, token, register, password change) per client address per minute. */
+  loginPerIpPerMinute: number
+  refreshPerIpPerMinute: number
+  /** Failed attempts per account per window (OWASP ASVS V2.2.1). */
+  loginFailuresPerAccount: number
+  accountWindowSeconds: number
+}
+
+/** Node's server timeouts, in milliseconds, against clients that send slowly or sit idle. */
+export interface ServerTimeouts {
+  headersMs: number
+  requestMs: number
+  keepAliveMs: number
 }
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -282,6 +304,9 @@ export function loadConfig (env: Env): Config {
   if (boolean(env, 'COOKIE_SECURE', true) === false && read(env, 'COOKIE_SAMESITE')?.toLowerCase() === 'none') {
     throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
   }
+  const headersTimeout = integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 1, 300)
+  const requestTimeout = integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 1, 600)
+  if (headersTimeout > requestTimeout) throw new ConfigError('HEADERS_TIMEOUT_SECONDS', `must not exceed REQUEST_TIMEOUT_SECONDS (${requestTimeout})`)
   const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
   const providers = oidcProviders(env, 'OIDC_PROVIDERS')
   const allowedRedirects = redirectUris(env, 'REDIRECT_URIS')
@@ -327,7 +352,24 @@ export function loadConfig (env: Env): Config {
     },
     metricsPort,
     metricsToken: secret(env, 'METRICS_TOKEN'),
-    shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600)
+    shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+    rateLimit: {
+      enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
+      loginPerIpPerMinute: integer(env, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE', 20, 1, 100_000),
+      refreshPerIpPerMinute: integer(env, 'RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE', 120, 1, 100_000),
+      // OWASP ASVS V2.2.1 allows at most 100 failures an hour; an hour meets at most five
+      // back-to-back 15-minute windows, hence the cap of 20.
+      loginFailuresPerAccount: integer(env, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT', 10, 1, 20),
+      accountWindowSeconds: 900
+    },
+    redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
+    redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'latchkey:',
+    timeouts: {
+      headersMs: headersTimeout * 1000,
+      requestMs: requestTimeout * 1000,
+      // Above the 60-second idle timeout of common load balancers, which must close first.
+      keepAliveMs: integer(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 72, 1, 600) * 1000
+    }
   }
   refuseUnsafeProductionDefaults(env, config)
   return config

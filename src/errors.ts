@@ -61,6 +61,12 @@ export const errors = {
   serviceUnavailable: define(503, 'service_unavailable', 'The service is temporarily unavailable')
 } as const
 
+/** 429 with Retry-After in whole seconds (RFC 6585 §4, RFC 9110 §10.2.3), never 0 while the limit holds. */
+export function rateLimitedFor (retryAfterMs: number, what: string): ProblemError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
+  return errors.rateLimited(`Too many ${what}; retry in ${seconds} seconds`, { 'retry-after': String(seconds) })
+}
+
 /** RFC 6749 §5.2 error for the token endpoint. */
 export class OAuthError extends Error {
   constructor (

@@ -7,3 +7,4 @@ export { AccessTokenVerifier, AccessTokenError, type AccessTokenClaims } from '.
 export type { Clock } from './lib/clock.js'
 export { latchkeyVerifier, type VerifierOptions } from './verifier.js'
 export { createAuthMetrics, type AuthMetrics } from './plugins/app/auth-metrics.js'
+export { LOG_REDACTION } from './lib/log-redaction.js'

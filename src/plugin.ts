@@ -15,6 +15,9 @@ import accessTokens from './plugins/app/access-tokens.js'
 import requireUser from './plugins/app/require-user.js'
 import sessions from './plugins/app/sessions.js'
 import refreshCookie from './plugins/app/refresh-cookie.js'
+import counters from './plugins/app/counters.js'
+import accountLimits from './plugins/app/account-limits.js'
+import securityHeaders from './plugins/app/security-headers.js'
 import cors from './plugins/external/cors.js'
 import serviceClients from './plugins/app/service-clients.js'
 import oidcProviders from './plugins/app/oidc-providers.js'
@@ -22,6 +25,7 @@ import oidcTransactions from './plugins/app/oidc-transactions.js'
 import loginCodes from './plugins/app/login-codes.js'
 import identities from './plugins/app/identities.js'
 import authMetrics, { type AuthMetrics } from './plugins/app/auth-metrics.js'
+import addressLimits from './plugins/external/address-limits.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import authRoutes from './routes/auth/index.js'
@@ -87,7 +91,12 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     app.setErrorHandler(problemErrorHandler)
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
+    await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
 
+    const { rateLimit } = config
+    await app.register(counters, { redisUrl: rateLimit.enabled ? config.redisUrl : undefined, keyPrefix: config.redisKeyPrefix })
+    await app.register(accountLimits, { enabled: rateLimit.enabled, maxFailures: rateLimit.loginFailuresPerAccount, windowSeconds: rateLimit.accountWindowSeconds })
+    await app.register(addressLimits, rateLimit)
     await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
     await app.register(authMetrics, { metrics: options.metrics })
     await app.register(passwordHasher, { parameters: config.argon2 })

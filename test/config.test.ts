@@ -15,6 +15,10 @@ t.test('defaults serve a developer on a laptop', async t => {
     argon2: { memoryKiB: 19456, timeCost: 2, parallelism: 1 }
   })
   t.match(config.dataDir, /\.data$/)
+  t.same(config.rateLimit, { enabled: true, loginPerIpPerMinute: 20, refreshPerIpPerMinute: 120, loginFailuresPerAccount: 10, accountWindowSeconds: 900 })
+  t.equal(config.redisUrl, undefined)
+  t.equal(config.redisKeyPrefix, 'latchkey:')
+  t.same(config.timeouts, { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 72_000 })
 })
 
 t.test('values are read and normalised', async t => {
@@ -42,7 +46,12 @@ t.test('a bad value names its variable in one line', async t => {
     [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE: must be between 1 and 1000, got 0'],
     [{ DATABASE_CONNECT_TIMEOUT_MS: '10' }, 'DATABASE_CONNECT_TIMEOUT_MS: must be between 100 and 60000, got 10'],
     [{ SHUTDOWN_TIMEOUT_SECONDS: '0' }, 'SHUTDOWN_TIMEOUT_SECONDS: must be between 1 and 600, got 0'],
-    [{ NODE_ENV: 'production', ALLOW_EMBEDDED_DATABASE: 'maybe' }, 'ALLOW_EMBEDDED_DATABASE: must be true or false, got "maybe"']
+    [{ NODE_ENV: 'production', ALLOW_EMBEDDED_DATABASE: 'maybe' }, 'ALLOW_EMBEDDED_DATABASE: must be true or false, got "maybe"'],
+    [{ RATE_LIMIT_ENABLED: 'maybe' }, 'RATE_LIMIT_ENABLED: must be true or false, got "maybe"'],
+    [{ RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: '50' }, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: must be between 1 and 20, got 50'],
+    [{ RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '0' }, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: must be between 1 and 100000, got 0'],
+    [{ REDIS_URL: 'http://cache:6379' }, 'REDIS_URL: must use redis: or rediss:, got http:'],
+    [{ KEEP_ALIVE_TIMEOUT_SECONDS: '0' }, 'KEEP_ALIVE_TIMEOUT_SECONDS: must be between 1 and 600, got 0']
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, LOG_SERIALIZERS, REDACTED_LOG_PATHS } from '../src/app.js'
+import { buildApp, LOG_REDACTION } from '../src/app.js'
 import { loadConfig, type Config, type Env } from '../src/config.js'
 import { openDatabase, type Database } from '../src/db/client.js'
 import type { Clock } from '../src/lib/clock.js'
@@ -32,7 +32,7 @@ export function testDataDir (): string {
   return tempDir
 }
 
-/** Test settings: cheap argon2 (the policy, not the cost, is under test), silent logs. */
+/** Test settings: cheap argon2 (the policy, not the cost, is under test), silent logs, no rate limits unless a test turns them on. */
 export function testConfig (env: Env = {}): Config {
   return loadConfig({
     DATA_DIR: testDataDir(),
@@ -40,6 +40,7 @@ export function testConfig (env: Env = {}): Config {
     LOG_LEVEL: 'silent',
     ARGON2_MEMORY_KIB: '8192',
     ARGON2_TIME_COST: '1',
+    RATE_LIMIT_ENABLED: 'false',
     ...env
   })
 }
@@ -109,11 +110,12 @@ export interface TestAppOptions {
   signingKeys?: SigningKey[]
   /** Keys from the database (generated, rotated, encrypted at rest) instead of the file's fixed test key. */
   databaseKeys?: boolean
-  /** Collects the app's log lines (pino JSON, level info and up, with the production redaction). */
+  /** Collects the app's log lines (pino JSON, from the capture's level up, with the production redaction). */
   logs?: LogCapture
 }
 
 export class LogCapture {
+  constructor (readonly level = 'info') {}
   readonly lines: string[] = []
   readonly stream = { write: (line: string) => { this.lines.push(line) } }
   text (): string { return this.lines.join('') }
@@ -130,7 +132,7 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     clock: options.clock,
     signingKeys: options.databaseKeys === true ? undefined : options.signingKeys ?? [testSigningKey()],
     pruneIntervalSeconds: 0,
-    ...(options.logs && { logger: { level: 'info', stream: options.logs.stream, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: LOG_SERIALIZERS } })
+    ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())
   await app.ready()
@@ -166,4 +168,9 @@ export async function registerUser (app: FastifyInstance, email = uniqueEmail(),
   if (response.statusCode !== 201) throw new Error(`register failed: ${response.statusCode} ${response.body}`)
   const body = response.json() as { access_token: string, refresh_token: string, user: { id: string, email: string } }
   return { email, password, ...body }
+}
+
+/** The shared Redis of the test machine, under a key prefix no other test file or run uses. */
+export function sharedRedisEnv (): Env {
+  return { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `latchkey-test:${process.pid}:${randomBytes(4).toString('hex')}:` }
 }

@@ -10,7 +10,8 @@ export function emailKey (email: string): string {
   return normaliseEmail(email).toLowerCase()
 }
 
-const EMAIL = /^[^\s@"(),:;<>[\]\\]{1,64}@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}\p{N}][\p{L}\p{N}-]{0,61}[\p{L}\p{N}]$/u
+// No control characters (Postgres refuses NUL) and no lone surrogates in the local part.
+const EMAIL = /^[^\s@"(),:;<>[\]\\\p{Cc}\p{Cs}]{1,64}@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}\p{N}][\p{L}\p{N}-]{0,61}[\p{L}\p{N}]$/u
 
 /** A deliberately plain check (RFC 5321 §4.5.3.1 lengths, one @, a dotted domain); delivery is the real test. */
 export function isEmail (email: string): boolean {

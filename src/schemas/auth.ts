@@ -4,11 +4,13 @@ import { UserSchema } from './user.js'
 /** Limits are explicit: a password's 1024-byte bound is checked in bytes after this. */
 const Email = Type.String({ minLength: 1, maxLength: 320 })
 const Password = Type.String({ minLength: 1, maxLength: 1024 })
+/** Text that is stored: no control characters (Postgres refuses NUL outright) and no lone surrogates. */
+const StoredText = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\p{Cc}\\p{Cs}]*$' })
 
 export const RegisterBodySchema = Type.Object({
   email: Email,
   password: Password,
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+  name: Type.Optional(StoredText(200))
 })
 export type RegisterBody = Static<typeof RegisterBodySchema>
 
@@ -33,9 +35,10 @@ export const TokenRequestSchema = Type.Object({
   grant_type: Type.String({ maxLength: 64 }),
   username: Type.Optional(Type.String({ maxLength: 320 })),
   password: Type.Optional(Type.String({ maxLength: 1024 })),
-  scope: Type.Optional(Type.String({ maxLength: 1024 })),
+  // RFC 6749 Appendix A.4 and A.1: scope tokens are NQCHARs separated by spaces, a client_id is VSCHARs.
+  scope: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]*$' })),
   refresh_token: Type.Optional(Type.String({ maxLength: 512 })),
-  client_id: Type.Optional(Type.String({ maxLength: 128 })),
+  client_id: Type.Optional(Type.String({ maxLength: 128, pattern: '^[\\x20-\\x7E]*$' })),
   code: Type.Optional(Type.String({ maxLength: 128 })),
   code_verifier: Type.Optional(Type.String({ maxLength: 128 })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048 }))
@@ -67,7 +70,7 @@ export const ChangePasswordBodySchema = Type.Object({
 export const TokenOperationBodySchema = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 4096 }),
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
-  client_id: Type.Optional(Type.String({ maxLength: 128 })),
+  client_id: Type.Optional(Type.String({ maxLength: 128, pattern: '^[\\x20-\\x7E]*$' })),
   client_secret: Type.Optional(Type.String({ maxLength: 256 }))
 })
 

@@ -3,6 +3,7 @@ import { errors } from '../../errors.js'
 import { checkPassword } from '../../lib/password-policy.js'
 import { isEmail } from '../../lib/email.js'
 import type { PasswordCheck, PasswordHasher } from './password-hasher.js'
+import type { AccountLimits } from './account-limits.js'
 import type { Credential, User, Users } from './users.js'
 
 export interface Credentials {
@@ -19,7 +20,7 @@ export function assertAcceptablePassword (password: string, field = 'password'):
   if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
 }
 
-export function createCredentials (users: Users, hasher: PasswordHasher): Credentials {
+export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits): Credentials {
   /** An unknown account and one without a password cost and answer what a wrong password does. */
   const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
     found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
@@ -33,9 +34,11 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
     async authenticate (email, password) {
       // Refused before any hashing: the cost of a guess never depends on its size.
       if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
+      const attempt = await accountLimits.begin(email)
       const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
       const { ok, needsRehash } = await check(found, password)
       if (found === undefined || !ok) throw errors.invalidCredentials()
+      await attempt.succeeded()
       // Said only to whoever knows the password, so it tells a guesser nothing.
       if (found.user.disabledAt !== null) throw errors.accountDisabled()
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
@@ -44,8 +47,12 @@ export function createCredentials (users: Users, hasher: PasswordHasher): Creden
     async changePassword (userId, currentPassword, newPassword) {
       assertAcceptablePassword(newPassword, 'newPassword')
       if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
-      const { ok } = await check(await users.findCredentialsById(userId), currentPassword)
+      const found = await users.findCredentialsById(userId)
+      // A stolen access token must not buy unlimited guesses at the password behind it.
+      const attempt = found === undefined ? undefined : await accountLimits.begin(found.user.email)
+      const { ok } = await check(found, currentPassword)
       if (!ok) throw errors.invalidCredentials('The current password is wrong')
+      await attempt?.succeeded()
       await users.setPasswordHash(userId, await hasher.hash(newPassword))
     }
   }
@@ -58,5 +65,5 @@ declare module 'fastify' {
 }
 
 export default fp(async app => {
-  app.decorate('credentials', createCredentials(app.users, app.passwordHasher))
-}, { name: 'credentials', dependencies: ['users', 'password-hasher'] })
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits'] })

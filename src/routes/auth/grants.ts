@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { SessionGrant } from '../../plugins/app/sessions.js'
 import type { User } from '../../plugins/app/users.js'
@@ -14,9 +15,14 @@ export function noStore (reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 }
 
-/** A new session for a user who just proved who they are. */
+/**
+ * A new session for a user who just proved who they are. Behind TRUST_PROXY
+ * the address comes from X-Forwarded-For, which may hold anything: only an
+ * address is recorded.
+ */
 export function startSession (app: FastifyInstance, request: FastifyRequest, user: User, clientId = app.config.clientId): Promise<SessionGrant> {
-  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip: request.ip })
+  const ip = isIP(request.ip) === 0 ? undefined : request.ip
+  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip })
 }
 
 /**

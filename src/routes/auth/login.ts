@@ -5,9 +5,10 @@ import { grantResponse, startSession, withUser } from './grants.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/login', {
+    onRequest: app.addressLimits.password,
     schema: {
       body: LoginBodySchema,
-      response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema }
+      response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
     }
   }, async (request, reply) => {
     app.refreshCookies.cookieMode(request)

@@ -22,7 +22,9 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
     case 'origin_not_allowed': return invalidRequest(problem.title)
     case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
     case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')
-    case 'rate_limited': return new OAuthError(429, 'slow_down', 'Too many requests')
+    // RFC 6749 has no code for this; RFC 8628 §3.5 registered slow_down for a client asking too often.
+    // Retry-After (RFC 6585 §4) travels with it, as on every other route.
+    case 'rate_limited': return new OAuthError(429, 'slow_down', problem.detail ?? problem.title, problem.headers)
   }
   if (problem.statusCode < 500) return new OAuthError(problem.statusCode, 'invalid_request', problem.title)
   return new OAuthError(problem.statusCode, problem.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', problem.title, problem.headers)

@@ -6,10 +6,11 @@ import { ProblemSchema } from '../../schemas/problem.js'
 const route: FastifyPluginAsyncTypebox = async app => {
   /** OWASP ASVS V2.1.6: the current password is required; V3.3.3: other sessions end. */
   app.post('/password', {
+    onRequest: app.addressLimits.password,
     preHandler: app.requireLiveUser,
     schema: {
       body: ChangePasswordBodySchema,
-      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema }
+      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
     }
   }, async (request, reply) => {
     const { id, sessionId } = request.user!

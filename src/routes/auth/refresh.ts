@@ -12,11 +12,12 @@ export function logReuse (request: FastifyRequest, event: { sessionId: string, u
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/refresh', {
+    onRequest: app.addressLimits.refresh,
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
     schema: {
       body: RefreshBodySchema,
-      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema }
+      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
     }
   }, async (request, reply) => {
     const cookieMode = app.refreshCookies.cookieMode(request)

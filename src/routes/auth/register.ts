@@ -5,9 +5,10 @@ import { grantResponse, startSession, withUser } from './grants.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/register', {
+    onRequest: app.addressLimits.password,
     schema: {
       body: RegisterBodySchema,
-      response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema }
+      response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
     }
   }, async (request, reply) => {
     app.refreshCookies.cookieMode(request) // refuses a foreign Origin before anything is written

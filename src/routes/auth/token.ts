@@ -9,6 +9,7 @@ import { isCodeVerifier } from '../../lib/pkce.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
+    onRequest: app.addressLimits.password,
     schema: {
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }

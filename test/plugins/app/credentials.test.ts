@@ -1,6 +1,7 @@
 import t from 'tap'
 import { users } from '../../../src/db/schema.js'
 import { emailKey } from '../../../src/lib/email.js'
+import { unlimitedAccounts } from '../../../src/plugins/app/account-limits.js'
 import { createCredentials } from '../../../src/plugins/app/credentials.js'
 import { createPasswordHasher, type PasswordHasher } from '../../../src/plugins/app/password-hasher.js'
 import { createUsers } from '../../../src/plugins/app/users.js'
@@ -18,7 +19,7 @@ t.test('an account without a password costs one argon2 verification and answers 
     verify: (hash, password) => { calls.push('verify'); return argon2.verify(hash, password) },
     verifyDummy: password => { calls.push('verifyDummy'); return argon2.verifyDummy(password) }
   }
-  const credentials = createCredentials(accounts, hasher)
+  const credentials = createCredentials(accounts, hasher, unlimitedAccounts)
 
   const withPassword = uniqueEmail('password')
   await credentials.register({ email: withPassword, password: PASSWORD })
