@@ -138,12 +138,19 @@ export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSetti
     }
   }
 
+  function openKey (sealed: Buffer, kid: string, alg: JwtAlgorithm): SigningKey {
+    let pem: string
+    try {
+      pem = decryptPrivateKey(sealed, kid, settings.encryptionKey)
+    } catch {
+      throw new Error(`KEY_ENCRYPTION_SECRET does not open signing key ${kid} stored in the database: it must be the secret the keys were created with`)
+    }
+    return signingKeyFromPem(pem, alg)
+  }
+
   async function reload (): Promise<void> {
     const rows = await db.select().from(signingKeys).orderBy(asc(signingKeys.createdAt))
-    const next: PublishedKey[] = rows.map(row => ({
-      ...signingKeyFromPem(decryptPrivateKey(row.privateKeyEncrypted, row.kid, settings.encryptionKey), row.alg as JwtAlgorithm),
-      state: row.state
-    }))
+    const next: PublishedKey[] = rows.map(row => ({ ...openKey(row.privateKeyEncrypted, row.kid, row.alg as JwtAlgorithm), state: row.state }))
     const signature = next.map(key => `${key.kid}:${key.state}`).join()
     if (signature === published.map(key => `${key.kid}:${key.state}`).join()) return
     published = next

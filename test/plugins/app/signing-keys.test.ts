@@ -64,3 +64,12 @@ t.test('the discovery document names the endpoints', async t => {
   const rfc8414 = await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })
   t.same(rfc8414.json(), response.json())
 })
+
+t.test('a KEY_ENCRYPTION_SECRET that does not open the stored keys stops start-up with a clear line', async t => {
+  const first = await buildTestApp(t, { env: { KEY_ENCRYPTION_SECRET: SECRET }, databaseKeys: true })
+  const [row] = await first.database.db.select().from(signingKeys)
+  await t.rejects(
+    buildTestApp(t, { env: { KEY_ENCRYPTION_SECRET: 'a-different-secret-of-32-characters!!' }, databaseKeys: true }),
+    { message: `KEY_ENCRYPTION_SECRET does not open signing key ${row!.kid} stored in the database: it must be the secret the keys were created with` }
+  )
+})
