@@ -97,18 +97,23 @@ type FastVerifier = (token: string) => AccessTokenClaims
 /**
  * Verifies access tokens against a set of public keys named by `kid`.
  * One fast-jwt verifier is built per key (RFC 8725 §3.1: the algorithm is the
- * key's, never the token's choice); each keeps a bounded cache of verified
- * tokens. Expiry is checked against the injected clock on every call, cached
- * or not, so the cache never extends a token's life.
+ * key's, never the token's choice). In front of them sits a bounded cache of
+ * verified tokens keyed by the exact token string (the same string is the same
+ * signature), which is emptied whenever the key set changes. Expiry is checked
+ * against the injected clock on every call, cached or not, so the cache never
+ * extends a token's life.
  */
 export class AccessTokenVerifier {
   readonly #verifiers = new Map<string, FastVerifier>()
+  readonly #verified = new Map<string, AccessTokenClaims>()
+  readonly #cacheSize: number
 
   constructor (private readonly options: VerifierOptions, keys: Iterable<KeyForVerifying> = []) {
+    this.#cacheSize = options.cacheSize ?? 1000
     this.setKeys(keys)
   }
 
-  /** Replaces the key set, keeping the verifier (and its cache) of every key still present. */
+  /** Replaces the key set, keeping the verifier of every key still present; a removed key's tokens stop verifying at once. */
   setKeys (keys: Iterable<KeyForVerifying>): void {
     const next = new Map<string, FastVerifier>()
     for (const key of keys) {
@@ -116,6 +121,7 @@ export class AccessTokenVerifier {
     }
     this.#verifiers.clear()
     for (const [kid, verifier] of next) this.#verifiers.set(kid, verifier)
+    this.#verified.clear()
   }
 
   hasKey (kid: string): boolean {
@@ -129,6 +135,22 @@ export class AccessTokenVerifier {
   }
 
   verify (token: string): AccessTokenClaims {
+    const now = Math.floor(this.options.clock.now() / 1000)
+    const cached = this.#verified.get(token)
+    if (cached !== undefined) {
+      checkTime(cached, now)
+      return cached
+    }
+    const claims = this.#verifyUncached(token)
+    checkClaims(claims, now)
+    if (this.#cacheSize > 0) {
+      if (this.#verified.size >= this.#cacheSize) this.#verified.delete(this.#verified.keys().next().value!)
+      this.#verified.set(token, Object.freeze(claims))
+    }
+    return claims
+  }
+
+  #verifyUncached (token: string): AccessTokenClaims {
     if (token.length > ACCESS_TOKEN_MAX_BYTES) throw new AccessTokenError('malformed', 'token too large')
     const header = decodeHeader(token)
     if (header === undefined) throw new AccessTokenError('malformed', 'token malformed')
@@ -138,19 +160,16 @@ export class AccessTokenVerifier {
     }
     const verifier = typeof header.kid === 'string' ? this.#verifiers.get(header.kid) : undefined
     if (verifier === undefined) throw new AccessTokenError('unknown_key', 'token signed by an unknown key')
-    let claims: AccessTokenClaims
     try {
-      claims = verifier(token)
+      return verifier(token)
     } catch (error) {
       if (error instanceof TokenError) throw new AccessTokenError('invalid', error.message)
       throw new AccessTokenError('invalid', 'token could not be verified')
     }
-    checkClaims(claims, Math.floor(this.options.clock.now() / 1000))
-    return claims
   }
 
   #build (key: KeyForVerifying): FastVerifier {
-    const { issuer, audience, cacheSize = 1000 } = this.options
+    const { issuer, audience } = this.options
     return createVerifier({
       key: key.publicKeyPem,
       algorithms: [key.alg],
@@ -161,8 +180,8 @@ export class AccessTokenVerifier {
       // Time is checked in checkClaims against the injected clock.
       ignoreExpiration: true,
       ignoreNotBefore: true,
-      cache: cacheSize > 0 ? cacheSize : false,
-      errorCacheTTL: 0
+      // The cache in verify() comes first and costs no hashing; fast-jwt's own would only repeat it.
+      cache: false
     }) as FastVerifier
   }
 }
@@ -184,6 +203,11 @@ function checkClaims (claims: AccessTokenClaims, now: number): void {
   }
   if (claims.scope !== undefined && typeof claims.scope !== 'string') throw new AccessTokenError('invalid', 'scope is not a string')
   if (!Number.isInteger(claims.exp) || !Number.isInteger(claims.iat)) throw new AccessTokenError('invalid', 'iat and exp must be numeric dates')
+  checkTime(claims, now)
+}
+
+/** Checked on every call, from the cache or not. */
+function checkTime (claims: AccessTokenClaims, now: number): void {
   if (claims.exp <= now) throw new AccessTokenError('expired', 'token expired')
   if (claims.iat > now + LEEWAY_SECONDS) throw new AccessTokenError('not_yet_valid', 'token issued in the future')
   if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + LEEWAY_SECONDS)) {
