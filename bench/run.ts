@@ -8,6 +8,7 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import pg from 'pg'
 import { loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/client.js'
 import { AccessTokenVerifier } from '../src/lib/access-token.js'
@@ -17,13 +18,29 @@ import { createSessions } from '../src/plugins/app/sessions.js'
 import { createPasswordHasher } from '../src/plugins/app/password-hasher.js'
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+// Each scenario runs several rounds and keeps its best: the load generator shares the machine,
+// so one busy moment (or the JIT's warm-up) must not decide a ratio.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const PASSWORD = 'correct horse battery staple'
 const SECRET = randomBytes(32).toString('base64url')
 const SERVER = fileURLToPath(new URL('./server.js', import.meta.url))
 
 interface Row { scenario: string, rps: number, p50: number, p99: number, ceiling: string, ceilingRps: number, ratio: number, errors: number }
 const rows: Row[] = []
+
+async function createScratchDatabase (serverUrl: string) {
+  const name = `latchkey_bench_${randomBytes(4).toString('hex')}`
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: serverUrl })
+    await client.connect()
+    try { await client.query(statement) } finally { await client.end() }
+  }
+  await admin(`create database ${name}`)
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
+}
 
 function port (): number { return 20_000 + Math.floor(Math.random() * 20_000) }
 
@@ -54,11 +71,16 @@ async function startService (env: Record<string, string>) {
   }
 }
 
-async function load (name: string, options: autocannon.Options): Promise<autocannon.Result> {
-  const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
-  const errors = result.non2xx + result.errors + result.timeouts
-  if (errors > 0) process.stderr.write(`bench: ${name}: ${errors} failed requests ${JSON.stringify(result.statusCodeStats)}\n`)
-  return result
+async function load (name: string, options: autocannon.Options, rounds = ROUNDS): Promise<autocannon.Result> {
+  let best: autocannon.Result | undefined
+  for (let round = 0; round < rounds; round++) {
+    const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
+    const errors = result.non2xx + result.errors + result.timeouts
+    if (errors > 0) process.stderr.write(`bench: ${name}: ${errors} failed requests ${JSON.stringify(result.statusCodeStats)}\n`)
+    if (best === undefined || result.requests.average > best.requests.average || errors > 0) best = result
+    if (errors > 0) break
+  }
+  return best!
 }
 
 function record (scenario: string, result: autocannon.Result, ceiling: string, ceilingRps: number): void {
@@ -86,8 +108,11 @@ async function rate (seconds: number, concurrency: number, work: (i: number) => 
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'))
+// The benchmark writes users, sessions and keys: on a Postgres server it gets a database of its own, dropped at the end.
+const benchDatabase = process.env.DATABASE_URL === undefined ? undefined : await createScratchDatabase(process.env.DATABASE_URL)
 const servicePort = port()
 const env: Record<string, string> = {
+  ...(benchDatabase !== undefined && { DATABASE_URL: benchDatabase.url }),
   PORT: String(servicePort),
   ISSUER: `http://127.0.0.1:${servicePort}`,
   DATA_DIR: dataDir,
@@ -117,12 +142,13 @@ try {
   record('requireUser, one hot token', hot, 'bare route', bareRps)
 
   // Raw verification rate of the configured algorithm, in this process, no cache.
-  const fresh = (await seed(0, 60_000)).accessTokens
+  const fresh = (await seed(0, 20_000)).accessTokens
   const jwks = new JwksClient({ issuer: config.issuer, clock: systemClock })
   await jwks.refreshIfStale()
   const rawVerifier = new AccessTokenVerifier({ issuer: config.issuer, audience: config.audience, clock: systemClock, cacheSize: 0 }, jwks.keys)
   let v = 0
-  const verifyRate = await rate(2, 1, async () => { rawVerifier.verify(fresh[v++ % fresh.length]!) })
+  let verifyRate = 0
+  for (let round = 0; round < ROUNDS; round++) verifyRate = Math.max(verifyRate, await rate(2, 1, async () => { rawVerifier.verify(fresh[v++ % fresh.length]!) }))
   let f = 0
   const freshRun = await load('fresh tokens', {
     requests: [{ method: 'GET', path: '/bench/protected', setupRequest: request => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${fresh[f++ % fresh.length]}` } }) }],
@@ -139,7 +165,8 @@ try {
 
   // Refresh: a pool of live refresh tokens; each request takes one and puts its successor back,
   // so no token is ever presented twice (autocannon resets per-connection context every cycle).
-  const pool = (await seed(CONNECTIONS * 2, 0)).refreshTokens
+  // Requests in flight when a round ends take their token with them: seed enough chains for every round.
+  const pool = (await seed(CONNECTIONS * (ROUNDS + 2), 0)).refreshTokens
   const refresh = await load('refresh', {
     url: base,
     requests: [{
@@ -169,12 +196,12 @@ try {
   })
   record('register', register, `argon2 verify ${Math.round(argonRate)}/s`, argonRate)
 
-  const logoutTokens = (await seed(20_000, 0)).refreshTokens
+  const logoutTokens = (await seed(5_000, 0)).refreshTokens
   const logout = await load('logout', {
     url: base,
     amount: logoutTokens.length,
     requests: [{ method: 'POST', path: '/auth/logout', headers: { 'content-type': 'application/json' }, setupRequest: request => ({ ...request, body: JSON.stringify({ refresh_token: logoutTokens.pop() }) }) }]
-  })
+  }, 1)
   record('logout', logout, 'bare route', bareRps)
 
   const jwksRun = await load('jwks', { url: `${base}/.well-known/jwks.json` })
@@ -185,7 +212,8 @@ try {
     machine: `${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     database: config.databaseUrl === undefined ? 'PGlite (embedded)' : 'PostgreSQL',
     connections: CONNECTIONS,
-    secondsPerScenario: SECONDS,
+    secondsPerRound: SECONDS,
+    rounds: ROUNDS,
     alg: config.jwtAlg,
     argon2: config.argon2,
     uvThreadpoolSize: env.UV_THREADPOOL_SIZE,
@@ -202,11 +230,12 @@ try {
     '|---|---:|---:|---:|---|---:|---:|',
     ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} |`)
   ]
-  console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, ${SECONDS} s a scenario; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}\n`)
+  console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, best of ${ROUNDS} rounds of ${SECONDS} s; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}\n`)
   console.log(table.join('\n'))
   console.log(`\nstart to /readyz: ${service.readyMs} ms; peak RSS of the service: ${summary.peakRssMiB} MiB`)
   console.log(`failed requests: ${rows.reduce((sum, row) => sum + row.errors, 0)}; results: bench/results/latest.json`)
 } finally {
   await service.stop()
+  await benchDatabase?.drop()
   rmSync(dataDir, { recursive: true, force: true })
 }
