@@ -13,7 +13,8 @@ COPY src ./src
 RUN npm run build
 
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/var/lib/latchkey
+# argon2 hashes run on libuv's pool, each holding ARGON2_MEMORY_KIB: one thread a core, not libuv's 4.
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/var/lib/latchkey UV_THREADPOOL_SIZE=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 # One layer: the compiler is gone again before the layer is written.
