@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
 import { errors } from '../errors.js'
+import { RETRY_AFTER_SECONDS } from '../plugins/app/problems.js'
 import { ProblemSchema } from '../schemas/problem.js'
 import { operation, security, tags } from '../schemas/openapi.js'
 
@@ -22,7 +23,7 @@ const health: FastifyPluginAsync = async app => {
     try {
       await Promise.race([app.database.ping(), timeout])
     } catch {
-      throw errors.serviceUnavailable('The database does not answer')
+      throw errors.serviceUnavailable('The database does not answer', { 'retry-after': RETRY_AFTER_SECONDS })
     } finally {
       clearTimeout(timer)
     }

@@ -507,7 +507,18 @@ export interface operations {
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After"?: number;
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -616,7 +627,18 @@ export interface operations {
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After"?: number;
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -852,8 +874,19 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -944,7 +977,18 @@ export interface operations {
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After"?: number;
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -995,7 +1039,7 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1015,6 +1059,17 @@ export interface operations {
             /** @description Unsupported Media Type */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1058,8 +1113,19 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1087,8 +1153,19 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1115,10 +1192,19 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1129,6 +1215,17 @@ export interface operations {
             /** @description Not Found */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1172,17 +1269,8 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1211,7 +1299,18 @@ export interface operations {
             429: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After"?: number;
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1309,6 +1408,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listIdentities: {
@@ -1343,8 +1453,19 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1371,10 +1492,19 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
-                    /** @description RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent */
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1394,6 +1524,17 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1545,7 +1686,7 @@ export interface operations {
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After"?: number;
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -26,8 +26,8 @@ const DOCS_CSP = [
 type Json = Record<string, unknown>
 interface Response { description?: string, content?: Record<string, { schema?: Json }>, headers?: Json }
 
-const RETRY_AFTER = { description: 'Seconds to wait before retrying (RFC 9110 §10.2.3)', schema: { type: 'integer', minimum: 1 } }
-const WWW_AUTHENTICATE = { description: 'RFC 6750 §3: `Bearer realm="latchkey"`, with `error="invalid_token"` when a token was sent', schema: { type: 'string' } }
+const RETRY_AFTER = { required: true, description: 'Seconds to wait before retrying (RFC 9110 §10.2.3)', schema: { type: 'integer', minimum: 1 } }
+const WWW_AUTHENTICATE = { description: 'RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent', schema: { type: 'string' } }
 
 /** Route schemas are inline TypeBox: named components, media types and the headers every such status carries are added here. */
 function documentResponse (status: string, response: Response, operation: Json): void {

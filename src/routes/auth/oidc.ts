@@ -79,7 +79,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
   })
 
   app.get('/oidc/:provider/callback', {
-    schema: { ...operation('oidcCallback', tags.federation, security.none, "The provider's redirect back", "Redirects to the app's `redirect_uri` with a one-time login code for `POST /auth/token`."), params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: responses }
+    schema: { ...operation('oidcCallback', tags.federation, security.none, "The provider's redirect back", "Redirects to the app's `redirect_uri` with a one-time login code for `POST /auth/token`."), params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: { ...responses, 503: ProblemSchema } }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
     const { name, linkVerifiedEmail } = provider.settings

@@ -12,7 +12,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     schema: {
       ...operation('changePassword', tags.auth, security.bearer, 'Change the password', 'Requires the current password; every other session of the user is revoked.'),
       body: ChangePasswordBodySchema,
-      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
+      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const { id, sessionId } = request.user!

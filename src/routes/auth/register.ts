@@ -11,7 +11,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       ...operation('register', tags.auth, security.none, 'Create an account and sign in', 'Starts a session. With `X-Auth-Mode: cookie` the refresh token is set as a cookie instead of returned.'),
       headers: AuthModeHeadersSchema,
       body: RegisterBodySchema,
-      response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
+      response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     app.refreshCookies.cookieMode(request) // refuses a foreign Origin before anything is written
