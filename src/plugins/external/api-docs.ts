@@ -17,10 +17,13 @@ export interface ApiDocsOptions {
 /**
  * swagger-ui's page loads only its own files (no CDN, so it works offline)
  * and calls only this origin; it replaces the JSON API's `default-src 'none'`.
+ * The one inline style its bundle injects is allowed by hash (the browser test
+ * fails on a CSP violation, so an upgrade that changes it is noticed).
  */
+const SWAGGER_UI_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
 const DOCS_CSP = [
   "default-src 'self'", "base-uri 'self'", "connect-src 'self'", "font-src 'self' data:", "form-action 'self'",
-  "frame-ancestors 'none'", "img-src 'self' data:", "object-src 'none'", "script-src 'self'", "script-src-attr 'none'", "style-src 'self'"
+  "frame-ancestors 'none'", "img-src 'self' data:", "object-src 'none'", "script-src 'self'", "script-src-attr 'none'", `style-src 'self' ${SWAGGER_UI_STYLE}`
 ].join('; ')
 
 type Json = Record<string, unknown>
