@@ -10,11 +10,17 @@ const READY_TIMEOUT_MS = 1_000
 
 const health: FastifyPluginAsync = async app => {
   app.get('/healthz', {
-    schema: { ...operation('getHealth', tags.operations, security.none, 'Liveness: the process answers'), response: { 200: StatusSchema } }
+    schema: {
+      ...operation('getHealth', tags.operations, security.none, 'Liveness: the process answers'),
+      response: { 200: StatusSchema }
+    }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
-    schema: { ...operation('getReadiness', tags.operations, security.none, 'Readiness: the database answers'), response: { 200: StatusSchema, 503: ProblemSchema } }
+    schema: {
+      ...operation('getReadiness', tags.operations, security.none, 'Readiness: the database answers'),
+      response: { 200: StatusSchema, 503: ProblemSchema }
+    }
   }, async () => {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {

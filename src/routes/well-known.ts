@@ -39,7 +39,10 @@ export interface WellKnownOptions {
 const wellKnown: FastifyPluginAsync<WellKnownOptions> = async (app, { jwksMaxAgeSeconds, authPrefix }) => {
   // RFC 7517 §5. The response schema lists public members only, so a private one could never be serialised.
   app.get('/.well-known/jwks.json', {
-    schema: { ...operation('getJwks', tags.discovery, security.none, 'The public signing keys (JWKS)'), response: { 200: JwksSchema } }
+    schema: {
+      ...operation('getJwks', tags.discovery, security.none, 'The public signing keys (JWKS)'),
+      response: { 200: JwksSchema }
+    }
   }, async (_request, reply) => {
     return reply.header('cache-control', `public, max-age=${jwksMaxAgeSeconds}`).send(app.signingKeys.jwks())
   })

@@ -8,7 +8,10 @@ import { operation, security, tags } from '../../schemas/openapi.js'
 const route: FastifyPluginAsyncTypebox = async app => {
   app.get('/identities', {
     preHandler: app.requireLiveUser,
-    schema: { ...operation('listIdentities', tags.federation, security.bearer, 'Identities linked to the current user'), response: { 200: IdentityListSchema, 401: ProblemSchema, 503: ProblemSchema } }
+    schema: {
+      ...operation('listIdentities', tags.federation, security.bearer, 'Identities linked to the current user'),
+      response: { 200: IdentityListSchema, 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async request => {
     const identities = await app.identities.list(request.user!.id)
     return {
@@ -25,7 +28,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.delete('/identities/:id', {
     preHandler: app.requireLiveUser,
     schema: {
-      ...operation('unlinkIdentity', tags.federation, security.bearer, 'Unlink an identity', "Refused (409) when it is the account's last way to sign in."),
+      ...operation('unlinkIdentity', tags.federation, security.bearer, 'Unlink an identity',
+        "Refused (409) when it is the account's last way to sign in."),
       params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
       response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503: ProblemSchema }
     }

@@ -36,7 +36,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
   /** RFC 7662: for services that must honour logout at once. Only configured service clients may ask. */
   app.post('/introspect', {
     schema: {
-      ...operation('introspect', tags.oauth, security.serviceClient, 'Token introspection (RFC 7662)', 'For service clients: whether an access or refresh token is active now.'),
+      ...operation('introspect', tags.oauth, security.serviceClient, 'Token introspection (RFC 7662)',
+        'For service clients: whether an access or refresh token is active now.'),
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenOperationBodySchema,
       response: { 200: IntrospectionResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }

@@ -8,7 +8,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/login', {
     onRequest: app.addressLimits.password,
     schema: {
-      ...operation('login', tags.auth, security.none, 'Sign in with email and password', 'An unknown email and a wrong password get the same 401 `invalid_credentials`. With `X-Auth-Mode: cookie` the refresh token is set as a cookie.'),
+      ...operation('login', tags.auth, security.none, 'Sign in with email and password',
+        'An unknown email and a wrong password get the same 401 `invalid_credentials`. With `X-Auth-Mode: cookie` the refresh token is set as a cookie.'),
       headers: AuthModeHeadersSchema,
       body: LoginBodySchema,
       response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }

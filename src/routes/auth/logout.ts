@@ -19,7 +19,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
     schema: {
-      ...operation('logout', tags.sessions, security.logout, 'End a session', 'Names the session by a refresh token (body or cookie) or a bearer access token. Idempotent.'),
+      ...operation('logout', tags.sessions, security.logout, 'End a session',
+        'Names the session by a refresh token (body or cookie) or a bearer access token. Idempotent.'),
       headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
       response: { 204: LoggedOutSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 503: ProblemSchema }

@@ -7,7 +7,10 @@ import { operation, security, tags } from '../../schemas/openapi.js'
 const route: FastifyPluginAsyncTypebox = async app => {
   app.get('/me', {
     preHandler: app.requireUser,
-    schema: { ...operation('getMe', tags.auth, security.bearer, 'The current user'), response: { 200: UserSchema, 401: ProblemSchema, 503: ProblemSchema } }
+    schema: {
+      ...operation('getMe', tags.auth, security.bearer, 'The current user'),
+      response: { 200: UserSchema, 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async request => {
     const user = await app.users.findById(request.user!.id)
     // A token may outlive its user; it then proves nothing.

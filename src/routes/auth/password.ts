@@ -10,7 +10,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
     onRequest: app.addressLimits.password,
     preHandler: app.requireLiveUser,
     schema: {
-      ...operation('changePassword', tags.auth, security.bearer, 'Change the password', 'Requires the current password; every other session of the user is revoked.'),
+      ...operation('changePassword', tags.auth, security.bearer, 'Change the password',
+        'Requires the current password; every other session of the user is revoked.'),
       body: ChangePasswordBodySchema,
       response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }

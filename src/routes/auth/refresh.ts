@@ -17,7 +17,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
     schema: {
-      ...operation('refresh', tags.sessions, security.refresh, 'Rotate a refresh token', 'The presented token stops working; reusing a rotated token after the grace window revokes the session (401 `refresh_token_reused`).'),
+      ...operation('refresh', tags.sessions, security.refresh, 'Rotate a refresh token',
+        'The presented token stops working; reusing a rotated token after the grace window revokes the session (401 `refresh_token_reused`).'),
       headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
       response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }

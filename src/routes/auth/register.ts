@@ -8,7 +8,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/register', {
     onRequest: app.addressLimits.password,
     schema: {
-      ...operation('register', tags.auth, security.none, 'Create an account and sign in', 'Starts a session. With `X-Auth-Mode: cookie` the refresh token is set as a cookie instead of returned.'),
+      ...operation('register', tags.auth, security.none, 'Create an account and sign in',
+        'Starts a session. With `X-Auth-Mode: cookie` the refresh token is set as a cookie instead of returned.'),
       headers: AuthModeHeadersSchema,
       body: RegisterBodySchema,
       response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }

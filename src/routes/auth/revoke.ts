@@ -15,7 +15,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
    */
   app.post('/revoke', {
     schema: {
-      ...operation('revoke', tags.oauth, security.serviceClient, 'Token revocation (RFC 7009)', 'For service clients: ends the session a token belongs to. Unknown tokens get 200 too.'),
+      ...operation('revoke', tags.oauth, security.serviceClient, 'Token revocation (RFC 7009)',
+        'For service clients: ends the session a token belongs to. Unknown tokens get 200 too.'),
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenOperationBodySchema,
       response: { 200: Type.Object({}), '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }

@@ -9,7 +9,10 @@ const route: FastifyPluginAsyncTypebox = async app => {
   // Session management honours logout at once: a revoked session cannot list or revoke others.
   app.get('/sessions', {
     preHandler: app.requireLiveUser,
-    schema: { ...operation('listSessions', tags.sessions, security.bearer, "The current user's sessions"), response: { 200: SessionListSchema, 401: ProblemSchema, 503: ProblemSchema } }
+    schema: {
+      ...operation('listSessions', tags.sessions, security.bearer, "The current user's sessions"),
+      response: { 200: SessionListSchema, 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async request => {
     const { id, sessionId } = request.user!
     const sessions = await app.sessions.list(id)
@@ -41,7 +44,10 @@ const route: FastifyPluginAsyncTypebox = async app => {
 
   app.delete('/sessions', {
     preHandler: app.requireLiveUser,
-    schema: { ...operation('revokeAllSessions', tags.sessions, security.bearer, 'Log out everywhere'), response: { 204: Type.Null(), 401: ProblemSchema, 503: ProblemSchema } }
+    schema: {
+      ...operation('revokeAllSessions', tags.sessions, security.bearer, 'Log out everywhere'),
+      response: { 204: Type.Null(), 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async (request, reply) => {
     await app.sessions.revokeAll(request.user!.id, 'logout_everywhere')
     return reply.code(204).send(null)

@@ -12,7 +12,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
     onRequest: app.addressLimits.password,
     schema: {
-      ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)', '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
+      ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
+        '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
       headers: AuthModeHeadersSchema,
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
