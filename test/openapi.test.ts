@@ -140,6 +140,7 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     400: () => body({}),
     401: () => body({ refresh_token: 'not-a-refresh-token' }),
     403: () => ({ ...body({}), headers: foreignCookieMode }),
+    413: () => tooLarge,
     415: () => textPlain,
     429: () => limitedTwice(body({ refresh_token: 'not-a-refresh-token' })),
     503: async () => down(body({ refresh_token: (await signedIn()).refresh }))
@@ -149,6 +150,7 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     400: () => body({}),
     401: () => ({ headers: bearer('not.a.token') }),
     403: () => ({ ...body({}), headers: foreignCookieMode }),
+    413: () => tooLarge,
     415: () => textPlain,
     503: async () => down(body({ refresh_token: (await signedIn()).refresh }))
   },

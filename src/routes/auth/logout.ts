@@ -23,7 +23,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         'Names the session by a refresh token (body or cookie) or a bearer access token. Idempotent.'),
       headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
-      response: { 204: LoggedOutSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 503: ProblemSchema }
+      response: { 204: LoggedOutSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const cookieMode = app.refreshCookies.cookieMode(request)

@@ -21,7 +21,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         'The presented token stops working; reusing a rotated token after the grace window revokes the session (401 `refresh_token_reused`).'),
       headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
-      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
+      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const cookieMode = app.refreshCookies.cookieMode(request)
