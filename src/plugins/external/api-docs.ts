@@ -41,7 +41,8 @@ function documentResponse (status: string, response: Response, operation: Json):
   } else if (schema?.description === OAUTH_ERROR_DESCRIPTION) {
     response.content = { 'application/json': { schema: { $ref: '#/components/schemas/OAuthError' } } }
   }
-  if (response.description === undefined || response.description === 'Default Response' || response.description === PROBLEM_DESCRIPTION || response.description === OAUTH_ERROR_DESCRIPTION) {
+  const generic = [undefined, 'Default Response', PROBLEM_DESCRIPTION, OAUTH_ERROR_DESCRIPTION]
+  if (generic.includes(response.description)) {
     response.description = STATUS_CODES[status] ?? (status === '4XX' ? 'Client error (RFC 6749 §5.2)' : 'Server error')
   }
   const headers: Json = {}
@@ -74,8 +75,7 @@ export default fp<ApiDocsOptions>(async (app, options) => {
     routePrefix: '/docs',
     staticCSP: DOCS_CSP,
     // No call to validator.swagger.io: the page works offline and tells no one what it shows.
-    uiConfig: { validatorUrl: null, persistAuthorization: false, tryItOutEnabled: false },
-    initOAuth: { usePkceWithAuthorizationCodeGrant: false }
+    uiConfig: { validatorUrl: null }
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) => reply.type('application/yaml').send(app.swagger({ yaml: true })))
