@@ -8,6 +8,7 @@ import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import type { AuthMetrics } from './plugins/app/auth-metrics.js'
 import metricsRoute from './routes/metrics.js'
 import securityHeaders from './plugins/app/security-headers.js'
+import apiDocs from './plugins/external/api-docs.js'
 import { LOG_REDACTION } from './lib/log-redaction.js'
 
 export { REDACTED_LOG_PATHS, LOG_REDACTION } from './lib/log-redaction.js'
@@ -21,6 +22,9 @@ export interface BuildAppOptions {
   pruneIntervalSeconds?: number | undefined
   metrics?: AuthMetrics | undefined
 }
+
+/** The contract's version, as in package.json: openapi.yaml's `info.version`. */
+export const API_VERSION = '0.1.0'
 
 /** Node's own default, stated so that an upgrade cannot move it: larger headers get 431. */
 const MAX_HEADER_BYTES = 16_384
@@ -68,6 +72,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   app.setNotFoundHandler(notFoundHandler)
   // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
   await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
+  // Before latchkey: the spec is collected from every route as it is added, in whichever context.
+  await app.register(apiDocs, { issuer: config.issuer, authPrefix: '/auth', version: API_VERSION })
   await app.register(latchkey, {
     config,
     database: options.database,

@@ -16,7 +16,8 @@ const digest = (value: string) => createHash('sha256').update(value).digest()
 /** GET /metrics in the Prometheus text format, behind a bearer secret when one is configured. */
 const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (app, { metrics, token }) => {
   const expected = token === undefined ? undefined : digest(token)
-  app.get('/metrics', async (request, reply) => {
+  // Operators' endpoint, behind its own token: not part of the public contract (openapi.yaml).
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (expected !== undefined) {
       const presented = bearerToken(request)
       // Equal-length digests compared in constant time: the secret leaks nothing through timing.

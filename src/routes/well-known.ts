@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
+import { operation, security, tags } from '../schemas/openapi.js'
 
 const JwksSchema = Type.Object({
   keys: Type.Array(Type.Object({
@@ -37,7 +38,12 @@ export interface WellKnownOptions {
 
 const wellKnown: FastifyPluginAsync<WellKnownOptions> = async (app, { jwksMaxAgeSeconds, authPrefix }) => {
   // RFC 7517 §5. The response schema lists public members only, so a private one could never be serialised.
-  app.get('/.well-known/jwks.json', { schema: { response: { 200: JwksSchema } } }, async (_request, reply) => {
+  app.get('/.well-known/jwks.json', {
+    schema: {
+      ...operation('getJwks', tags.discovery, security.none, 'The public signing keys (JWKS)'),
+      response: { 200: JwksSchema }
+    }
+  }, async (_request, reply) => {
     return reply.header('cache-control', `public, max-age=${jwksMaxAgeSeconds}`).send(app.signingKeys.jwks())
   })
 
@@ -57,8 +63,12 @@ const wellKnown: FastifyPluginAsync<WellKnownOptions> = async (app, { jwksMaxAge
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     scopes_supported: []
   }
-  for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
-    app.get(path, { schema: { response: { 200: DiscoverySchema } } }, async (_request, reply) => {
+  const documents = {
+    '/.well-known/openid-configuration': operation('getOpenidConfiguration', tags.discovery, security.none, 'OpenID Connect discovery metadata'),
+    '/.well-known/oauth-authorization-server': operation('getAuthorizationServerMetadata', tags.discovery, security.none, 'Authorization server metadata (RFC 8414)')
+  }
+  for (const [path, description] of Object.entries(documents)) {
+    app.get(path, { schema: { ...description, response: { 200: DiscoverySchema } } }, async (_request, reply) => {
       return reply.header('cache-control', `public, max-age=${jwksMaxAgeSeconds}`).send(discovery)
     })
   }

@@ -7,6 +7,11 @@ const Password = Type.String({ minLength: 1, maxLength: 1024 })
 /** Text that is stored: no control characters (Postgres refuses NUL outright) and no lone surrogates. */
 const StoredText = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\p{Cc}\\p{Cs}]*$' })
 
+/** CONTRACT.md, cookie mode: a custom header forces a CORS preflight, so another site cannot ride the cookie. */
+export const AuthModeHeadersSchema = Type.Object({
+  'x-auth-mode': Type.Optional(Type.String({ description: '`cookie`: the refresh token travels as the HttpOnly `latchkey_refresh` cookie, never in a body', examples: ['cookie'] }))
+})
+
 export const RegisterBodySchema = Type.Object({
   email: Email,
   password: Password,
@@ -17,6 +22,12 @@ export type RegisterBody = Static<typeof RegisterBodySchema>
 export const LoginBodySchema = Type.Object({ email: Email, password: Password })
 export type LoginBody = Static<typeof LoginBodySchema>
 
+/** Headers of every answer that carries tokens (RFC 6749 §5.1; cookie mode in CONTRACT.md). */
+const TokenResponseHeaders = {
+  'Cache-Control': Type.Literal('no-store', { description: 'Tokens are never cached (RFC 6749 §5.1)' }),
+  'Set-Cookie': Type.String({ description: 'Cookie mode only (`X-Auth-Mode: cookie`): the refresh token as the HttpOnly `latchkey_refresh` cookie' })
+}
+
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
@@ -24,10 +35,10 @@ export const TokenResponseSchema = Type.Object({
   refresh_token: Type.Optional(Type.String()),
   refresh_token_expires_in: Type.Optional(Type.Integer()),
   scope: Type.Optional(Type.String())
-})
+}, { headers: TokenResponseHeaders })
 export type TokenResponse = Static<typeof TokenResponseSchema>
 
-export const AuthResponseSchema = Type.Object({ ...TokenResponseSchema.properties, user: UserSchema })
+export const AuthResponseSchema = Type.Object({ ...TokenResponseSchema.properties, user: UserSchema }, { headers: TokenResponseHeaders })
 export type AuthResponse = Static<typeof AuthResponseSchema>
 
 /** RFC 6749 §4.1.3, §4.3.2 and §6: every parameter is a string; which ones a grant needs is checked by the route. */

@@ -3,7 +3,7 @@ import { errors, ProblemError } from '../../errors.js'
 import { isDatabaseUnavailable } from '../../db/unavailable.js'
 
 /** RFC 9110 §10.2.3: tells clients and proxies when a retry may succeed. */
-const RETRY_AFTER_SECONDS = '1'
+export const RETRY_AFTER_SECONDS = '1'
 
 export function sendProblem (reply: FastifyReply, problem: ProblemError): FastifyReply {
   return reply

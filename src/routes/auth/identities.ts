@@ -3,11 +3,15 @@ import { Type } from 'typebox'
 import { errors } from '../../errors.js'
 import { IdentityListSchema } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.get('/identities', {
     preHandler: app.requireLiveUser,
-    schema: { response: { 200: IdentityListSchema, 401: ProblemSchema } }
+    schema: {
+      ...operation('listIdentities', tags.federation, security.bearer, 'Identities linked to the current user'),
+      response: { 200: IdentityListSchema, 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async request => {
     const identities = await app.identities.list(request.user!.id)
     return {
@@ -24,8 +28,10 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.delete('/identities/:id', {
     preHandler: app.requireLiveUser,
     schema: {
+      ...operation('unlinkIdentity', tags.federation, security.bearer, 'Unlink an identity',
+        "Refused (409) when it is the account's last way to sign in."),
       params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
-      response: { 204: Type.Null(), 401: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema }
+      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const outcome = await app.identities.unlink(request.user!.id, request.params.id)

@@ -4,6 +4,7 @@ import { oauthErrors } from '../../errors.js'
 import { IntrospectionResponseSchema, TokenOperationBodySchema, type IntrospectionResponse } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { noStore } from './grants.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const INACTIVE: IntrospectionResponse = { active: false }
 const seconds = (date: Date) => Math.floor(date.getTime() / 1000)
@@ -35,6 +36,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
   /** RFC 7662: for services that must honour logout at once. Only configured service clients may ask. */
   app.post('/introspect', {
     schema: {
+      ...operation('introspect', tags.oauth, security.serviceClient, 'Token introspection (RFC 7662)',
+        'For service clients: whether an access or refresh token is active now.'),
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenOperationBodySchema,
       response: { 200: IntrospectionResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
     }

@@ -1,14 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { AuthResponseSchema, LoginBodySchema } from '../../schemas/auth.js'
+import { AuthModeHeadersSchema, AuthResponseSchema, LoginBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { grantResponse, startSession, withUser } from './grants.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/login', {
     onRequest: app.addressLimits.password,
     schema: {
+      ...operation('login', tags.auth, security.none, 'Sign in with email and password',
+        'An unknown email and a wrong password get the same 401 `invalid_credentials`. With `X-Auth-Mode: cookie` the refresh token is set as a cookie.'),
+      headers: AuthModeHeadersSchema,
       body: LoginBodySchema,
-      response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
+      response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     app.refreshCookies.cookieMode(request)

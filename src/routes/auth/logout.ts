@@ -1,10 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { emptyBodyIsObject } from './grants.js'
-import { RefreshBodySchema } from '../../schemas/auth.js'
+import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { bearerToken } from '../../plugins/app/require-user.js'
 import { errors } from '../../errors.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
+
+/** RFC 6265 §5.3: an expired cookie of the same name and path removes it. */
+const LoggedOutSchema = Type.Null({ headers: { 'Set-Cookie': Type.String({ description: 'Cookie mode only: clears the refresh cookie' }) } })
 
 const route: FastifyPluginAsyncTypebox = async app => {
   /**
@@ -15,8 +19,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
     schema: {
+      ...operation('logout', tags.sessions, security.logout, 'End a session',
+        'Names the session by a refresh token (body or cookie) or a bearer access token. Idempotent.'),
+      headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
-      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema }
+      response: { 204: LoggedOutSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const cookieMode = app.refreshCookies.cookieMode(request)

@@ -2,11 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { toUserBody, UserSchema } from '../../schemas/user.js'
 import { errors } from '../../errors.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.get('/me', {
     preHandler: app.requireUser,
-    schema: { response: { 200: UserSchema, 401: ProblemSchema } }
+    schema: {
+      ...operation('getMe', tags.auth, security.bearer, 'The current user'),
+      response: { 200: UserSchema, 401: ProblemSchema, 503: ProblemSchema }
+    }
   }, async request => {
     const user = await app.users.findById(request.user!.id)
     // A token may outlive its user; it then proves nothing.

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../../errors.js'
 import { isS256Challenge } from '../../lib/pkce.js'
@@ -8,6 +9,7 @@ import type { SignInRefusal } from '../../plugins/app/identities.js'
 import { AuthorizeQuerySchema, CallbackQuerySchema, ProviderParamsSchema } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { noStore } from './grants.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 type AppParams = Record<string, string | undefined>
 
@@ -37,7 +39,12 @@ function failure (request: FastifyRequest, provider: string, error: unknown): Ap
   }
 }
 
-const errorResponses = { 400: ProblemSchema, 404: ProblemSchema }
+/** Both routes answer with a redirect, to the provider or back to the app, unless the request cannot be trusted with one. */
+const responses = {
+  302: Type.Null({ description: 'Found', headers: { location: Type.String({ description: 'Where the browser goes next' }) } }),
+  400: ProblemSchema,
+  404: ProblemSchema
+}
 
 const route: FastifyPluginAsyncTypebox = async app => {
   /** latchkey's own redirect URI at the provider. */
@@ -49,7 +56,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }
 
   app.get('/oidc/:provider/authorize', {
-    schema: { params: ProviderParamsSchema, querystring: AuthorizeQuerySchema, response: errorResponses }
+    schema: {
+      ...operation('oidcAuthorize', tags.federation, security.none, 'Start a sign-in with an OpenID Connect provider',
+        'Redirects to the provider; errors after `redirect_uri` is checked are redirected back to it (RFC 6749 §4.1.2.1).'),
+      params: ProviderParamsSchema, querystring: AuthorizeQuerySchema, response: responses
+    }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
     const { redirect_uri: redirectUri, code_challenge: codeChallenge, code_challenge_method: method, state: appState } = request.query
@@ -72,7 +83,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
   })
 
   app.get('/oidc/:provider/callback', {
-    schema: { params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: errorResponses }
+    schema: {
+      ...operation('oidcCallback', tags.federation, security.none, "The provider's redirect back",
+        "Redirects to the app's `redirect_uri` with a one-time login code for `POST /auth/token`."),
+      params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: { ...responses, 503: ProblemSchema }
+    }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
     const { name, linkVerifiedEmail } = provider.settings

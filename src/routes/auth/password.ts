@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   /** OWASP ASVS V2.1.6: the current password is required; V3.3.3: other sessions end. */
@@ -9,8 +10,10 @@ const route: FastifyPluginAsyncTypebox = async app => {
     onRequest: app.addressLimits.password,
     preHandler: app.requireLiveUser,
     schema: {
+      ...operation('changePassword', tags.auth, security.bearer, 'Change the password',
+        'Requires the current password; every other session of the user is revoked.'),
       body: ChangePasswordBodySchema,
-      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
+      response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const { id, sessionId } = request.user!

@@ -1,9 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { RefreshBodySchema, TokenResponseSchema } from '../../schemas/auth.js'
+import { AuthModeHeadersSchema, RefreshBodySchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { errors } from '../../errors.js'
 import { emptyBodyIsObject, grantResponse } from './grants.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** Reuse is an attack signal: say so, with who and which session, never the token. */
 export function logReuse (request: FastifyRequest, event: { sessionId: string, userId: string }): void {
@@ -16,8 +17,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
     schema: {
+      ...operation('refresh', tags.sessions, security.refresh, 'Rotate a refresh token',
+        'The presented token stops working; reusing a rotated token after the grace window revokes the session (401 `refresh_token_reused`).'),
+      headers: AuthModeHeadersSchema,
       body: RefreshBodySchema,
-      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
+      response: { 200: TokenResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const cookieMode = app.refreshCookies.cookieMode(request)

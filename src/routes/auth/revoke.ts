@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import { oauthErrors } from '../../errors.js'
 import { TokenOperationBodySchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   /**
@@ -14,6 +15,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
    */
   app.post('/revoke', {
     schema: {
+      ...operation('revoke', tags.oauth, security.serviceClient, 'Token revocation (RFC 7009)',
+        'For service clients: ends the session a token belongs to. Unknown tokens get 200 too.'),
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenOperationBodySchema,
       response: { 200: Type.Object({}), '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
     }

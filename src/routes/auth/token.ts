@@ -1,16 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { oauthErrors } from '../../errors.js'
-import { TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
+import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { logReuse } from './refresh.js'
 import { grantResponse, startSession } from './grants.js'
 import { redeemLoginCode } from './login-code-grant.js'
 import { isCodeVerifier } from '../../lib/pkce.js'
+import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
     onRequest: app.addressLimits.password,
     schema: {
+      ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
+        '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
+      headers: AuthModeHeadersSchema,
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
     }

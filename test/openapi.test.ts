@@ -1,0 +1,275 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
+import { parse } from 'yaml'
+import type { InjectOptions, LightMyRequestResponse } from 'fastify'
+import { eq } from 'drizzle-orm'
+import { identities, users } from '../src/db/schema.js'
+import { buildApp } from '../src/app.js'
+import { SPEC_FILE } from '../scripts/openapi.js'
+import { startDedicatedPostgres } from './dedicated-postgres.js'
+import { buildTestApp, PASSWORD, registerUser, testConfig, testSigningKey, uniqueEmail } from './helper.js'
+import { APP_REDIRECT, pkcePair, providersEnv, startProvider } from './oidc.js'
+
+/**
+ * One generic check over the committed spec: every documented status of every
+ * operation is provoked through a small table, and the real answer must carry
+ * that status, a documented media type, the required headers, and a body that
+ * validates against the documented schema. A status nobody can provoke is not
+ * documented; a route or status missing from the table fails here.
+ */
+interface Header { required?: boolean }
+interface Response { content?: Record<string, { schema: unknown }>, headers?: Record<string, Header> }
+interface Operation { responses: Record<string, Response> }
+interface Spec { paths: Record<string, Record<string, Operation>> }
+
+const spec = parse(readFileSync(SPEC_FILE, 'utf8')) as Spec
+const ajv = new Ajv2020({ strict: false, allErrors: true })
+addFormats.default(ajv)
+ajv.addSchema(spec, 'spec')
+const pointer = (...parts: string[]) => parts.map(part => part.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')
+
+const provider = await startProvider(t)
+const SERVICE = { id: 'walker', secret: 'a service secret for the spec walker' }
+const env = { OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT, SERVICE_CLIENTS: `${SERVICE.id}:${SERVICE.secret}` }
+const { app, database } = await buildTestApp(t, { env })
+// One password attempt (or refresh) per address per minute: the second request gets 429.
+const { app: limited } = await buildTestApp(t, { env: { ...env, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1', RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE: '1' } })
+// A service whose Postgres stops after start-up: every query fails as in an outage.
+const postgres = await startDedicatedPostgres(t)
+const outageApp = await buildApp({ config: testConfig({ ...env, DATABASE_URL: postgres.url }), signingKeys: [testSigningKey()], pruneIntervalSeconds: 0 })
+t.teardown(() => outageApp.close())
+await outageApp.ready()
+await postgres.stop('fast')
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+const basic = `Basic ${Buffer.from(`${SERVICE.id}:${SERVICE.secret}`).toString('base64')}`
+const foreignCookieMode = { 'x-auth-mode': 'cookie', origin: 'https://evil.example' }
+const tooLarge = { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ padding: 'x'.repeat(2_000_000) }) }
+const textPlain = { headers: { 'content-type': 'text/plain' }, payload: 'hello' }
+const FAKE_ID = '00000000-0000-4000-8000-000000000000'
+
+async function signedIn () {
+  const { access_token: access, refresh_token: refresh, user } = await registerUser(app)
+  return { access: access as string, refresh: refresh as string, userId: (user as { id: string }).id }
+}
+
+/** A signed-in user whose only way in is one provider's identity: unlinking it would lock them out. */
+async function federatedOnly () {
+  const { access, userId } = await signedIn()
+  await database.db.update(users).set({ passwordHash: null }).where(eq(users.id, userId))
+  const now = new Date()
+  const [identity] = await database.db.insert(identities).values({ userId, provider: 'test', subject: userId, email: null, createdAt: now, lastUsedAt: now }).returning()
+  return { access, identityId: identity!.id }
+}
+
+/** The state latchkey sent to the provider: a live sign-in transaction. */
+async function authorizeState (): Promise<string> {
+  const { challenge } = pkcePair()
+  const response = await app.inject({ method: 'GET', url: `/auth/oidc/test/authorize?${authorizeQuery({ code_challenge: challenge, code_challenge_method: 'S256' })}` })
+  return new URL(response.headers.location!).searchParams.get('state')!
+}
+const authorizeQuery = (params: Record<string, string> = {}) => new URLSearchParams({ redirect_uri: APP_REDIRECT, ...params }).toString()
+
+interface Call extends InjectOptions {
+  /** The app that answers: rate limits at one request a minute, or a database that is down. */
+  on?: 'limited' | 'down'
+  /** Sent once before, to the same app (to use up a rate limit). */
+  before?: boolean
+}
+type Provoke = () => Call | Promise<Call>
+const body = (payload: unknown): Call => ({ payload: payload as InjectOptions['payload'] })
+const form = (fields: Record<string, string>, headers: Record<string, string> = {}): Call =>
+  ({ headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: new URLSearchParams(fields).toString() })
+const newAccount = () => body({ email: uniqueEmail(), password: PASSWORD })
+const limitedTwice = (call: Call): Call => ({ ...call, on: 'limited', before: true })
+const down = (call: Call = {}): Call => ({ ...call, on: 'down' })
+const asBearer = async (call: Call = {}): Promise<Call> => ({ ...call, headers: { ...bearer((await signedIn()).access), ...call.headers as Record<string, string> } })
+const revokedBearer = async (call: Call = {}): Promise<Call> => {
+  const { access, refresh } = await signedIn()
+  await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: refresh } })
+  return { ...call, headers: bearer(access) }
+}
+const service = (fields: Record<string, string>) => form(fields, { authorization: basic })
+
+/** How to make each operation answer each status it documents. */
+const PROVOKE: Record<string, Record<string, Provoke>> = {
+  'POST /auth/register': {
+    201: newAccount,
+    400: () => body({ email: uniqueEmail(), password: 'short' }),
+    403: () => ({ ...newAccount(), headers: foreignCookieMode }),
+    409: async () => body({ email: (await registerUser(app)).email, password: PASSWORD }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(newAccount()),
+    503: () => down(newAccount())
+  },
+  'POST /auth/login': {
+    200: async () => body({ email: (await registerUser(app)).email, password: PASSWORD }),
+    400: () => body({ email: uniqueEmail() }),
+    401: () => body({ email: uniqueEmail(), password: PASSWORD }),
+    403: () => ({ ...body({ email: uniqueEmail(), password: PASSWORD }), headers: foreignCookieMode }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ email: uniqueEmail(), password: PASSWORD })),
+    503: () => down(body({ email: uniqueEmail(), password: PASSWORD }))
+  },
+  'POST /auth/token': {
+    200: async () => form({ grant_type: 'password', username: (await registerUser(app)).email, password: PASSWORD }),
+    '4XX': () => form({ grant_type: 'password', username: uniqueEmail(), password: PASSWORD }),
+    '5XX': () => down(form({ grant_type: 'password', username: uniqueEmail(), password: PASSWORD }))
+  },
+  'POST /auth/introspect': {
+    200: async () => service({ token: (await signedIn()).access }),
+    '4XX': async () => form({ token: (await signedIn()).access }),
+    '5XX': async () => down(service({ token: (await signedIn()).refresh }))
+  },
+  'POST /auth/revoke': {
+    200: async () => service({ token: (await signedIn()).refresh }),
+    '4XX': async () => form({ token: (await signedIn()).refresh }),
+    '5XX': async () => down(service({ token: (await signedIn()).refresh }))
+  },
+  'GET /auth/me': {
+    200: () => asBearer(),
+    401: () => ({}),
+    503: async () => down(await asBearer())
+  },
+  'POST /auth/refresh': {
+    200: async () => body({ refresh_token: (await signedIn()).refresh }),
+    400: () => body({}),
+    401: () => body({ refresh_token: 'not-a-refresh-token' }),
+    403: () => ({ ...body({}), headers: foreignCookieMode }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ refresh_token: 'not-a-refresh-token' })),
+    503: async () => down(body({ refresh_token: (await signedIn()).refresh }))
+  },
+  'POST /auth/logout': {
+    204: async () => body({ refresh_token: (await signedIn()).refresh }),
+    400: () => body({}),
+    401: () => ({ headers: bearer('not.a.token') }),
+    403: () => ({ ...body({}), headers: foreignCookieMode }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    503: async () => down(body({ refresh_token: (await signedIn()).refresh }))
+  },
+  'GET /auth/sessions': {
+    200: () => asBearer(),
+    401: () => revokedBearer(),
+    503: async () => down(await asBearer())
+  },
+  'DELETE /auth/sessions': {
+    204: () => asBearer(),
+    401: () => ({}),
+    503: async () => down(await asBearer())
+  },
+  'DELETE /auth/sessions/{id}': {
+    204: async () => {
+      const { access } = await signedIn()
+      const listed = await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(access) })
+      return { url: `/auth/sessions/${(listed.json() as { sessions: Array<{ id: string }> }).sessions[0]!.id}`, headers: bearer(access) }
+    },
+    400: () => asBearer({ url: `/auth/sessions/${'x'.repeat(65)}` }),
+    401: () => ({ url: `/auth/sessions/${FAKE_ID}` }),
+    404: () => asBearer({ url: `/auth/sessions/${FAKE_ID}` }),
+    503: async () => down(await asBearer({ url: `/auth/sessions/${FAKE_ID}` }))
+  },
+  'POST /auth/password': {
+    204: () => asBearer(body({ currentPassword: PASSWORD, newPassword: `${PASSWORD} again` })),
+    400: () => asBearer(body({ currentPassword: PASSWORD })),
+    401: () => asBearer(body({ currentPassword: 'not the password', newPassword: `${PASSWORD} again` })),
+    413: () => asBearer(tooLarge),
+    415: () => asBearer(textPlain),
+    429: async () => limitedTwice(await asBearer(body({ currentPassword: PASSWORD, newPassword: `${PASSWORD} again` }))),
+    503: async () => down(await asBearer(body({ currentPassword: PASSWORD, newPassword: `${PASSWORD} again` })))
+  },
+  'GET /auth/oidc/{provider}/authorize': {
+    302: () => ({ url: `/auth/oidc/test/authorize?${authorizeQuery()}` }),
+    400: () => ({ url: `/auth/oidc/test/authorize?${new URLSearchParams({ redirect_uri: 'https://evil.example/steal' })}` }),
+    404: () => ({ url: `/auth/oidc/nobody/authorize?${authorizeQuery()}` })
+  },
+  'GET /auth/oidc/{provider}/callback': {
+    302: async () => ({ url: `/auth/oidc/test/callback?${new URLSearchParams({ state: await authorizeState(), error: 'access_denied' })}` }),
+    400: () => ({ url: '/auth/oidc/test/callback?state=unknown' }),
+    404: () => ({ url: '/auth/oidc/nobody/callback?state=unknown' }),
+    503: async () => down({ url: `/auth/oidc/test/callback?state=${await authorizeState()}` })
+  },
+  'GET /auth/identities': {
+    200: () => asBearer(),
+    401: () => revokedBearer(),
+    503: async () => down(await asBearer())
+  },
+  'DELETE /auth/identities/{id}': {
+    204: async () => {
+      const { access, identityId } = await federatedOnly()
+      await database.db.update(users).set({ passwordHash: 'restored: a password is another way in' }).where(eq(users.id, (await app.inject({ method: 'GET', url: '/auth/me', headers: bearer(access) })).json<{ id: string }>().id))
+      return { url: `/auth/identities/${identityId}`, headers: bearer(access) }
+    },
+    400: () => asBearer({ url: `/auth/identities/${'x'.repeat(65)}` }),
+    401: () => ({ url: `/auth/identities/${FAKE_ID}` }),
+    404: () => asBearer({ url: `/auth/identities/${FAKE_ID}` }),
+    409: async () => {
+      const { access, identityId } = await federatedOnly()
+      return { url: `/auth/identities/${identityId}`, headers: bearer(access) }
+    },
+    503: async () => down(await asBearer({ url: `/auth/identities/${FAKE_ID}` }))
+  },
+  'GET /.well-known/jwks.json': { 200: () => ({}) },
+  'GET /.well-known/openid-configuration': { 200: () => ({}) },
+  'GET /.well-known/oauth-authorization-server': { 200: () => ({}) },
+  'GET /healthz': { 200: () => ({}) },
+  'GET /readyz': { 200: () => ({}), 503: () => down() }
+}
+
+const APPS = { limited, down: outageApp }
+
+function statusMatches (documented: string, actual: number): boolean {
+  return /^\dXX$/.test(documented) ? String(actual)[0] === documented[0] : String(actual) === documented
+}
+
+for (const [path, methods] of Object.entries(spec.paths)) {
+  for (const [method, operation] of Object.entries(methods)) {
+    const name = `${method.toUpperCase()} ${path}`
+    t.test(name, async t => {
+      for (const [status, documented] of Object.entries(operation.responses)) {
+        const provoke = PROVOKE[name]?.[status]
+        if (provoke === undefined) {
+          t.fail(`${status}: no way to provoke it in the table`)
+          continue
+        }
+        const { on, before, ...call } = await provoke()
+        const target = on === undefined ? app : APPS[on]
+        const request = { method: method.toUpperCase(), url: path, ...call } as InjectOptions
+        if (before === true) await target.inject(request)
+        const response: LightMyRequestResponse = await target.inject(request)
+        t.ok(statusMatches(status, response.statusCode), `${status}: answered ${response.statusCode} ${response.body.slice(0, 200)}`)
+        for (const [header, { required }] of Object.entries(documented.headers ?? {})) {
+          if (required === true) t.ok(response.headers[header.toLowerCase()], `${status}: ${header} is sent`)
+        }
+        const mediaTypes = Object.keys(documented.content ?? {})
+        if (mediaTypes.length === 0) {
+          t.equal(response.body, '', `${status}: no body`)
+          continue
+        }
+        const mediaType = String(response.headers['content-type']).split(';')[0]!
+        t.ok(mediaTypes.includes(mediaType), `${status}: ${mediaType} is documented (${mediaTypes.join(', ')})`)
+        const validate = ajv.getSchema(`spec#/${pointer('paths', path, method, 'responses', status, 'content', mediaType, 'schema')}`)
+        if (validate === undefined) {
+          t.fail(`${status}: the ${mediaType} schema cannot be compiled`)
+          continue
+        }
+        t.ok(validate(response.json()), `${status}: the body validates ${JSON.stringify(validate.errors ?? [])}`)
+      }
+    })
+  }
+}
+
+t.test('the table provokes nothing the spec does not document', async t => {
+  for (const [name, statuses] of Object.entries(PROVOKE)) {
+    const [method, path] = name.split(' ') as [string, string]
+    const operation = spec.paths[path]?.[method.toLowerCase()]
+    t.ok(operation, `${name} is in the spec`)
+    for (const status of Object.keys(statuses)) t.ok(operation?.responses[status], `${name} documents ${status}`)
+  }
+})
