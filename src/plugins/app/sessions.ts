@@ -3,6 +3,7 @@ import type { Database, Statement } from '../../db/client.js'
 import type { Clock } from '../../lib/clock.js'
 import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, successorOf } from '../../lib/refresh-token.js'
 import { errors } from '../../errors.js'
+import { prunePeriodically, type PruneSchedule } from './periodic.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -308,24 +309,13 @@ declare module 'fastify' {
   }
 }
 
-export interface SessionsPluginOptions extends SessionSettings {
-  /** How often expired and revoked sessions are deleted; 0 turns the job off. */
-  pruneIntervalSeconds: number
-  pruneRetentionSeconds: number
-}
+/** How often expired and revoked sessions are deleted (0 turns the job off), and how long they are kept. */
+export interface SessionsPluginOptions extends SessionSettings, PruneSchedule {}
 
 const PRUNE_BATCH = 500
 
 export default fp<SessionsPluginOptions>(async (app, options) => {
   const sessions = createSessions(app.database, app.clock, options)
   app.decorate('sessions', sessions)
-  if (options.pruneIntervalSeconds > 0) {
-    const timer = setInterval(() => {
-      sessions.prune(PRUNE_BATCH, options.pruneRetentionSeconds)
-        .then(count => { if (count > 0) app.log.info({ count }, 'pruned dead sessions') })
-        .catch((error: Error) => app.log.warn({ err: error }, 'session pruning failed'))
-    }, options.pruneIntervalSeconds * 1000)
-    timer.unref()
-    app.addHook('onClose', async () => { clearInterval(timer) })
-  }
+  prunePeriodically(app, 'dead sessions', options, retentionSeconds => sessions.prune(PRUNE_BATCH, retentionSeconds))
 }, { name: 'sessions', dependencies: ['database'] })
