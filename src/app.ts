@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import type { Clock } from './lib/clock.js'
@@ -28,20 +28,6 @@ export const API_VERSION = '0.1.0'
 
 /** Node's own default, stated so that an upgrade cannot move it: larger headers get 431. */
 const MAX_HEADER_BYTES = 16_384
-
-/**
- * Fastify's request serializer without the query string: an OAuth callback
- * carries the provider's code and the state there (OWASP Logging Cheat Sheet).
- */
-export const LOG_SERIALIZERS = {
-  req: (request: FastifyRequest) => ({
-    method: request.method,
-    url: request.url.split('?')[0],
-    host: request.host,
-    remoteAddress: request.ip,
-    remotePort: request.socket?.remotePort
-  })
-}
 
 /** The standalone service: latchkey registered at the root with problem documents for every error. */
 export async function buildApp (options: BuildAppOptions): Promise<FastifyInstance> {
