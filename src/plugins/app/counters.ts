@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../../lib/clock.js'
 import { LocalWindowCounter, type WindowCount } from '../../lib/window-counter.js'
@@ -102,8 +102,12 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
   }
 }
 
-/** Opens a client that fails fast while Redis is away and keeps reconnecting at most a second apart. */
-export function openRedis (url: string): Redis {
+/**
+ * Opens a client that fails fast while Redis is away and keeps reconnecting at most a second apart.
+ * The client library is loaded only here: without REDIS_URL it never takes memory.
+ */
+export async function openRedis (url: string): Promise<Redis> {
+  const { Redis } = await import('ioredis')
   return new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -127,7 +131,7 @@ export interface CountersPluginOptions {
 }
 
 export default fp<CountersPluginOptions>(async (app, { redisUrl, keyPrefix }) => {
-  const redis = redisUrl === undefined ? undefined : openRedis(redisUrl)
+  const redis = redisUrl === undefined ? undefined : await openRedis(redisUrl)
   // Start-up waits for a first connection but never fails on it: the fallback serves meanwhile.
   await redis?.connect().catch(() => {})
   const counters = createCounters(app.clock, app.log, redis, keyPrefix)

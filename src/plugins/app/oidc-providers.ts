@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import * as client from 'openid-client'
+import type * as OpenIdClient from 'openid-client'
 import type { FastifyBaseLogger } from 'fastify'
 import type { OidcProviderConfig } from '../../config.js'
 import type { Clock } from '../../lib/clock.js'
@@ -63,7 +63,7 @@ export interface OidcProvidersSettings {
 /** RFC 6749 §4.1.2.1 error codes are printable ASCII without quote or backslash. */
 const ERROR_CODE = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/
 
-function classify (error: unknown): FederationError {
+function classify (client: typeof OpenIdClient, error: unknown): FederationError {
   if (error instanceof FederationError) return error
   if (error instanceof client.AuthorizationResponseError) {
     return new FederationError('provider_error', 'the provider answered with an error', ERROR_CODE.test(error.error) ? error.error : 'server_error')
@@ -90,13 +90,13 @@ function claimsFrom (source: Record<string, unknown>, subject: string): Provider
   return { subject, email, emailVerified: email !== undefined && verified, name }
 }
 
-function createProvider (settings: OidcProviderConfig, options: OidcProvidersSettings, clock: Clock, log: FastifyBaseLogger): OidcProvider {
-  let discovered: client.Configuration | undefined
-  let pending: Promise<client.Configuration> | undefined
+function createProvider (client: typeof OpenIdClient, settings: OidcProviderConfig, options: OidcProvidersSettings, clock: Clock, log: FastifyBaseLogger): OidcProvider {
+  let discovered: OpenIdClient.Configuration | undefined
+  let pending: Promise<OpenIdClient.Configuration> | undefined
   let failedAt = -Infinity
 
   /** Discovery (OIDC Discovery §4) at most once per retry period, never blocking start-up. */
-  function configuration (): Promise<client.Configuration> {
+  function configuration (): Promise<OpenIdClient.Configuration> {
     if (discovered !== undefined) return Promise.resolve(discovered)
     if (pending !== undefined) return pending
     if (clock.now() - failedAt < options.retrySeconds * 1000) {
@@ -111,7 +111,7 @@ function createProvider (settings: OidcProviderConfig, options: OidcProvidersSet
       return config
     }, (error: unknown) => {
       failedAt = clock.now()
-      const failure = classify(error)
+      const failure = classify(client, error)
       log.warn({ provider: settings.name, reason: failure.message }, 'OpenID provider discovery failed')
       throw failure.reason === 'unavailable' ? failure : new FederationError('unavailable', `discovery failed: ${failure.message}`)
     }).finally(() => { pending = undefined })
@@ -148,14 +148,17 @@ function createProvider (settings: OidcProviderConfig, options: OidcProvidersSet
         // Providers that keep profile claims out of the ID token serve them here; `sub` must match (OIDC Core §5.3.4).
         return claimsFrom(await client.fetchUserInfo(config, tokens.access_token, idToken.sub), idToken.sub)
       } catch (error) {
-        throw classify(error)
+        throw classify(client, error)
       }
     }
   }
 }
 
-export function createOidcProviders (options: OidcProvidersSettings, clock: Clock, log: FastifyBaseLogger): OidcProviders {
-  const providers = new Map(options.providers.map(settings => [settings.name, createProvider(settings, options, clock, log)]))
+export async function createOidcProviders (options: OidcProvidersSettings, clock: Clock, log: FastifyBaseLogger): Promise<OidcProviders> {
+  // The client library is loaded only when a provider is configured: otherwise it never takes memory.
+  if (options.providers.length === 0) return { get: () => undefined }
+  const client = await import('openid-client')
+  const providers = new Map(options.providers.map(settings => [settings.name, createProvider(client, settings, options, clock, log)]))
   return { get: name => providers.get(name) }
 }
 
@@ -166,5 +169,5 @@ declare module 'fastify' {
 }
 
 export default fp<OidcProvidersSettings>(async (app, options) => {
-  app.decorate('oidcProviders', createOidcProviders(options, app.clock, app.log))
+  app.decorate('oidcProviders', await createOidcProviders(options, app.clock, app.log))
 }, { name: 'oidc-providers' })

@@ -103,7 +103,7 @@ t.test('a Redis that is down at start-up does not stop the service', async t => 
 
 t.test('closing the counters is not reported as an outage', async t => {
   const logs = new LogCapture()
-  const redis = openRedis('redis://127.0.0.1:6379')
+  const redis = await openRedis('redis://127.0.0.1:6379')
   await redis.connect()
   const counters = createCounters(new ManualClock(), pino({}, logs.stream), redis, `latchkey-test:${randomBytes(4).toString('hex')}:`)
   t.equal((await counters.hit('a', 60_000)).count, 1)
