@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { and, eq, isNull } from 'drizzle-orm'
+import { and, eq, isNull, sql } from 'drizzle-orm'
 import { sessions, users, type UserRow } from '../../db/schema.js'
 import type { Db } from '../../db/client.js'
 import type { Clock } from '../../lib/clock.js'
@@ -48,6 +48,10 @@ function isUniqueViolation (error: unknown): boolean {
 }
 
 export function createUsers (db: Db, clock: Clock): Users {
+  // Prepared once: the lookups of every login and every /me build no SQL per call,
+  // and on Postgres each connection plans them once.
+  const byEmailKey = db.select().from(users).where(eq(users.emailKey, sql.placeholder('key'))).limit(1).prepare('users_by_email_key')
+  const byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).limit(1).prepare('users_by_id')
   return {
     async create ({ email, name, passwordHash }) {
       const now = new Date(clock.now())
@@ -68,15 +72,15 @@ export function createUsers (db: Db, clock: Clock): Users {
       }
     },
     async findById (id) {
-      const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1)
+      const [row] = await byId.execute({ id })
       return row && toUser(row)
     },
     async findCredentialsByEmail (email) {
-      const [row] = await db.select().from(users).where(eq(users.emailKey, emailKey(email))).limit(1)
+      const [row] = await byEmailKey.execute({ key: emailKey(email) })
       return row && { user: toUser(row), passwordHash: row.passwordHash }
     },
     async findCredentialsById (id) {
-      const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1)
+      const [row] = await byId.execute({ id })
       return row && { user: toUser(row), passwordHash: row.passwordHash }
     },
     async setPasswordHash (id, passwordHash) {
