@@ -1,7 +1,7 @@
 // `npm run bench`: starts the service as a real process and measures each scenario
 // beside its ceiling in the same run. Prints one table and writes bench/results/latest.json.
 // Real Postgres when DATABASE_URL is set, the embedded database otherwise.
-import { spawn } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
@@ -22,11 +22,13 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 // Each scenario runs several rounds and keeps its best: the load generator shares the machine,
 // so one busy moment (or the JIT's warm-up) must not decide a ratio.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const SEED_BATCH = 1_000
 const PASSWORD = 'correct horse battery staple'
 const SECRET = randomBytes(32).toString('base64url')
 const SERVER = fileURLToPath(new URL('./server.js', import.meta.url))
+const REFERENCE_SERVER = fileURLToPath(new URL('./reference-server.js', import.meta.url))
 
-interface Row { scenario: string, rps: number, p50: number, p99: number, ceiling: string, ceilingRps: number, ratio: number, errors: number }
+interface Row { scenario: string, rps: number, p50: number, p99: number, ceiling: string, ceilingRps: number, ratio: number, errors: number, peakRssMiB: number }
 const rows: Row[] = []
 
 async function createScratchDatabase (serverUrl: string) {
@@ -57,30 +59,62 @@ async function startService (env: Record<string, string>) {
   }
   const readyMs = Date.now() - started
   let peakRssKiB = 0
+  let stepPeakKiB = 0
   const sample = setInterval(() => {
     try {
       const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]
       peakRssKiB = Math.max(peakRssKiB, Number(rss ?? 0))
+      stepPeakKiB = Math.max(stepPeakKiB, Number(rss ?? 0))
     } catch {}
   }, 100)
   return {
     base,
     readyMs,
     peakRssMiB: () => Math.round(peakRssKiB / 1024),
+    /** The peak since the last call: which scenario drives the peak. */
+    stepPeakRssMiB: () => { const peak = stepPeakKiB; stepPeakKiB = 0; return Math.round(peak / 1024) },
     stop: async () => { clearInterval(sample); child.kill('SIGTERM'); await new Promise(resolve => child.once('exit', resolve)) }
   }
 }
 
-async function load (name: string, options: autocannon.Options, rounds = ROUNDS): Promise<autocannon.Result> {
-  let best: autocannon.Result | undefined
-  for (let round = 0; round < rounds; round++) {
-    const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
-    const errors = result.non2xx + result.errors + result.timeouts
-    if (errors > 0) process.stderr.write(`bench: ${name}: ${errors} failed requests ${JSON.stringify(result.statusCodeStats)}\n`)
-    if (best === undefined || result.requests.average > best.requests.average || errors > 0) best = result
-    if (errors > 0) break
+/** The reference server, verifying with the public key that signed `token`, taken from the service's JWKS. */
+async function startReference (token: string) {
+  const kid = AccessTokenVerifier.kidOf(token)
+  const { keys } = await (await fetch(`${base}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string }> }
+  const referencePort = port()
+  const child = fork(REFERENCE_SERVER, { env: { PORT: String(referencePort), REFERENCE_JWK: JSON.stringify(keys.find(key => key.kid === kid)) } })
+  await new Promise((resolve, reject) => { child.once('message', resolve); child.once('exit', () => reject(new Error('the reference server exited'))) })
+  return {
+    base: `http://127.0.0.1:${referencePort}`,
+    stop: async () => { child.kill('SIGTERM'); await new Promise(resolve => child.once('exit', resolve)) }
   }
-  return best!
+}
+
+async function load (name: string, options: autocannon.Options, rounds = ROUNDS): Promise<autocannon.Result> {
+  return (await loadTogether({ [name]: options }, rounds))[name]!
+}
+
+/**
+ * Runs the scenarios in turn, round after round, and keeps each one's best round
+ * (a failed round is kept, so failures show). A scenario and its ceiling measured
+ * this way see the same moments of the machine, busy or quiet.
+ */
+async function loadTogether (scenarios: Record<string, autocannon.Options>, rounds = ROUNDS): Promise<Record<string, autocannon.Result>> {
+  const best: Record<string, autocannon.Result> = {}
+  const failed = new Set<string>()
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, options] of Object.entries(scenarios)) {
+      if (failed.has(name)) continue
+      const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
+      const errors = result.non2xx + result.errors + result.timeouts
+      if (errors > 0) {
+        process.stderr.write(`bench: ${name}: ${errors} failed requests ${JSON.stringify(result.statusCodeStats)}\n`)
+        failed.add(name)
+      }
+      if (best[name] === undefined || result.requests.average > best[name].requests.average || errors > 0) best[name] = result
+    }
+  }
+  return best
 }
 
 function record (scenario: string, result: autocannon.Result, ceiling: string, ceilingRps: number): void {
@@ -93,8 +127,16 @@ function record (scenario: string, result: autocannon.Result, ceiling: string, c
     ceiling,
     ceilingRps: Math.round(ceilingRps),
     ratio: ceilingRps > 0 ? Math.round((rps / ceilingRps) * 100) / 100 : 0,
-    errors: result.non2xx + result.errors + result.timeouts
+    errors: result.non2xx + result.errors + result.timeouts,
+    // Scenarios measured together share one figure.
+    peakRssMiB: service.stepPeakRssMiB()
   })
+}
+
+/** Jiffies of all CPUs, and those the hypervisor stole (/proc/stat): a run with much steal does not count. */
+function cpuTimes (): { total: number, steal: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
+  return { total: fields.reduce((sum, value) => sum + value, 0), steal: fields[7] ?? 0 }
 }
 
 /** Runs `work` with `concurrency` callers for `seconds`; answers completions per second. */
@@ -107,6 +149,7 @@ async function rate (seconds: number, concurrency: number, work: (i: number) => 
   return done / seconds
 }
 
+const cpuAtStart = cpuTimes()
 const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'))
 // The benchmark writes users, sessions and keys: on a Postgres server it gets a database of its own, dropped at the end.
 const benchDatabase = process.env.DATABASE_URL === undefined ? undefined : await createScratchDatabase(process.env.DATABASE_URL)
@@ -130,16 +173,26 @@ try {
   // A user, sessions for the refresh and logout scenarios, and fresh access tokens.
   const email = `bench-${randomUUID()}@example.com`
   const registered = await (await fetch(`${base}/auth/register`, json({ email, password: PASSWORD }))).json() as { access_token: string, user: { id: string } }
-  const seed = async (sessions: number, accessTokens: number) =>
-    (await (await fetch(`${base}/bench/seed`, json({ userId: registered.user.id, sessions, accessTokens }))).json()) as { refreshTokens: string[], accessTokens: string[] }
+  // Seeded in batches: one large answer would inflate the service's peak RSS, which is measured too.
+  const seed = async (sessions: number, accessTokens: number) => {
+    const seeded = { refreshTokens: [] as string[], accessTokens: [] as string[] }
+    for (let done = 0; done < Math.max(sessions, accessTokens); done += SEED_BATCH) {
+      const batch = { sessions: Math.max(0, Math.min(SEED_BATCH, sessions - done)), accessTokens: Math.max(0, Math.min(SEED_BATCH, accessTokens - done)) }
+      const answer = await (await fetch(`${base}/bench/seed`, json({ userId: registered.user.id, ...batch }))).json() as typeof seeded
+      seeded.refreshTokens.push(...answer.refreshTokens)
+      seeded.accessTokens.push(...answer.accessTokens)
+    }
+    return seeded
+  }
 
-  // Ceiling: the bare route of the same process.
-  const bare = await load('bare', { url: `${base}/bench/bare` })
-  const bareRps = bare.requests.average
-  record('bare route (ceiling)', bare, '-', 0)
-
-  const hot = await load('hot token', { url: `${base}/bench/protected`, headers: { authorization: `Bearer ${registered.access_token}` } })
-  record('requireUser, one hot token', hot, 'bare route', bareRps)
+  // Ceiling: the bare route of the same process, measured round for round beside the hot token.
+  const { bare, hot } = await loadTogether({
+    bare: { url: `${base}/bench/bare` },
+    hot: { url: `${base}/bench/protected`, headers: { authorization: `Bearer ${registered.access_token}` } }
+  })
+  const bareRps = bare!.requests.average
+  record('bare route (ceiling)', bare!, '-', 0)
+  record('requireUser, one hot token', hot!, 'bare route', bareRps)
 
   // Raw verification rate of the configured algorithm, in this process, no cache.
   const fresh = (await seed(0, 20_000)).accessTokens
@@ -149,12 +202,21 @@ try {
   let v = 0
   let verifyRate = 0
   for (let round = 0; round < ROUNDS; round++) verifyRate = Math.max(verifyRate, await rate(2, 1, async () => { rawVerifier.verify(fresh[v++ % fresh.length]!) }))
-  let f = 0
-  const freshRun = await load('fresh tokens', {
-    requests: [{ method: 'GET', path: '/bench/protected', setupRequest: request => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${fresh[f++ % fresh.length]}` } }) }],
-    url: base
-  })
-  record(`requireUser, fresh token (${config.jwtAlg})`, freshRun, `1/(1/bare+1/verify ${Math.round(verifyRate)}/s)`, 1 / (1 / bareRps + 1 / verifyRate))
+  const freshCeiling = 1 / (1 / bareRps + 1 / verifyRate)
+  // Every request carries the next token of the list, so none is served from the cache.
+  const freshTokens = (path: string): autocannon.Options => {
+    let f = 0
+    return { url: base, requests: [{ method: 'GET', path, setupRequest: request => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${fresh[f++ % fresh.length]}` } }) }] }
+  }
+  const reference = await startReference(fresh[0]!)
+  try {
+    const runs = await loadTogether({ fresh: freshTokens('/bench/protected'), reference: { ...freshTokens('/'), url: reference.base } })
+    record(`requireUser, fresh token (${config.jwtAlg})`, runs.fresh!, `1/(1/bare+1/verify ${Math.round(verifyRate)}/s)`, freshCeiling)
+    record('reference: node:http, split and verify, fresh token', runs.reference!, 'same as above', freshCeiling)
+    record('requireUser, fresh token, against the reference', runs.fresh!, 'reference', runs.reference!.requests.average)
+  } finally {
+    await reference.stop()
+  }
 
   // Login against the raw argon2 verify rate at the same parameters and concurrency.
   const hasher = createPasswordHasher(config.argon2)
@@ -207,8 +269,10 @@ try {
   const jwksRun = await load('jwks', { url: `${base}/.well-known/jwks.json` })
   record('JWKS', jwksRun, 'bare route', bareRps)
 
+  const cpuAtEnd = cpuTimes()
   const summary = {
     date: new Date().toISOString(),
+    cpuStealPercent: Math.round(100 * (cpuAtEnd.steal - cpuAtStart.steal) / Math.max(1, cpuAtEnd.total - cpuAtStart.total)),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     database: config.databaseUrl === undefined ? 'PGlite (embedded)' : 'PostgreSQL',
     connections: CONNECTIONS,
@@ -226,13 +290,13 @@ try {
   writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(summary, null, 2)}\n`)
 
   const table = [
-    '| scenario | req/s | p50 ms | p99 ms | ceiling | ceiling req/s | ratio |',
-    '|---|---:|---:|---:|---|---:|---:|',
-    ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} |`)
+    '| scenario | req/s | p50 ms | p99 ms | ceiling | ceiling req/s | ratio | peak RSS MiB |',
+    '|---|---:|---:|---:|---|---:|---:|---:|',
+    ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} | ${row.peakRssMiB || 'same'} |`)
   ]
   console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, best of ${ROUNDS} rounds of ${SECONDS} s; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}\n`)
   console.log(table.join('\n'))
-  console.log(`\nstart to /readyz: ${service.readyMs} ms; peak RSS of the service: ${summary.peakRssMiB} MiB`)
+  console.log(`\nstart to /readyz: ${service.readyMs} ms; peak RSS of the service: ${summary.peakRssMiB} MiB; CPU time stolen by the hypervisor: ${summary.cpuStealPercent}%`)
   console.log(`failed requests: ${rows.reduce((sum, row) => sum + row.errors, 0)}; results: bench/results/latest.json`)
 } finally {
   await service.stop()
