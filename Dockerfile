@@ -14,7 +14,8 @@ RUN npm run build
 
 FROM node:20-bookworm-slim
 # argon2 hashes run on libuv's pool, each holding ARGON2_MEMORY_KIB: one thread a core, not libuv's 4.
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/var/lib/latchkey UV_THREADPOOL_SIZE=2
+# Two malloc arenas instead of eight a core: the same speed with less resident memory (README, "Performance").
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/var/lib/latchkey UV_THREADPOOL_SIZE=2 MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 # One layer: the compiler is gone again before the layer is written.
@@ -25,6 +26,10 @@ COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 RUN mkdir -p /var/lib/latchkey && chown node:node /var/lib/latchkey
 USER node
+# A 2 MiB young generation, and an old generation capped at 256 MiB (the live heap is about 25 MiB)
+# so that V8 collects before it grows (README, "Performance"). Set after the npm steps, which it
+# would constrain; override it to size the heap for a larger container.
+ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=256"
 EXPOSE 3000
 # Liveness only: a database outage must not get every instance restarted (readiness is /readyz).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

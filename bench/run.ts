@@ -162,7 +162,10 @@ const env: Record<string, string> = {
   LOG_LEVEL: 'warn',
   RATE_LIMIT_ENABLED: 'false',
   KEY_ENCRYPTION_SECRET: SECRET,
-  UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2'
+  UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '2',
+  // The memory settings of `npm start` and the image.
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+  NODE_OPTIONS: process.env.NODE_OPTIONS ?? '--max-semi-space-size=2 --max-old-space-size=256'
 }
 const config = loadConfig({ ...process.env, ...env })
 const service = await startService(env)
@@ -281,6 +284,8 @@ try {
     alg: config.jwtAlg,
     argon2: config.argon2,
     uvThreadpoolSize: env.UV_THREADPOOL_SIZE,
+    mallocArenaMax: env.MALLOC_ARENA_MAX,
+    nodeOptions: env.NODE_OPTIONS,
     startToReadyMs: service.readyMs,
     peakRssMiB: service.peakRssMiB(),
     scenarios: rows
@@ -294,7 +299,7 @@ try {
     '|---|---:|---:|---:|---|---:|---:|---:|',
     ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} | ${row.peakRssMiB || 'same'} |`)
   ]
-  console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, best of ${ROUNDS} rounds of ${SECONDS} s; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}\n`)
+  console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, best of ${ROUNDS} rounds of ${SECONDS} s; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}; MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX}; NODE_OPTIONS=${env.NODE_OPTIONS}\n`)
   console.log(table.join('\n'))
   console.log(`\nstart to /readyz: ${service.readyMs} ms; peak RSS of the service: ${summary.peakRssMiB} MiB; CPU time stolen by the hypervisor: ${summary.cpuStealPercent}%`)
   console.log(`failed requests: ${rows.reduce((sum, row) => sum + row.errors, 0)}; results: bench/results/latest.json`)
