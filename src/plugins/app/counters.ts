@@ -108,7 +108,7 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
  */
 export async function openRedis (url: string): Promise<Redis> {
   const { Redis } = await import('ioredis')
-  return new Redis(url, {
+  const client = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -116,6 +116,9 @@ export async function openRedis (url: string): Promise<Redis> {
     connectTimeout: 1_000,
     retryStrategy: attempt => Math.min(attempt * 100, 1_000)
   })
+  // Listened to before the first connect: a Redis down at start-up is reported once, by the fallback, not printed by ioredis.
+  client.on('error', () => {})
+  return client
 }
 
 declare module 'fastify' {
