@@ -7,9 +7,12 @@ import type { Clock } from '../../lib/clock.js'
 import { rateLimitedFor } from '../../errors.js'
 import type { Counters } from '../app/counters.js'
 
-/** onRequest hooks that count every request per client address, before its body is even read. */
+/**
+ * Hooks that count every request per client address: as onRequest hooks before the body is even
+ * read, as a preHandler where the body decides the budget (the token endpoint's grant type).
+ */
 export interface AddressLimits {
-  /** Requests that carry a password: login, the token endpoint, registration, password change. */
+  /** Requests that carry a credential: login, registration, password change, the token endpoint's password and code grants. */
   password: onRequestAsyncHookHandler
   refresh: onRequestAsyncHookHandler
 }

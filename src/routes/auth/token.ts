@@ -10,7 +10,11 @@ import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
-    onRequest: app.addressLimits.password,
+    // Counted once the grant type is known: a refresh_token grant draws on the refresh budget, as
+    // /auth/refresh does; password and authorization_code grants (credentials) on the password budget.
+    preHandler: (request, reply) => request.body.grant_type === 'refresh_token'
+      ? app.addressLimits.refresh.call(app, request, reply)
+      : app.addressLimits.password.call(app, request, reply),
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
         '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),

@@ -66,6 +66,31 @@ for (const backend of BACKENDS) {
   })
 }
 
+t.test('the token endpoint counts a refresh_token grant against the refresh budget, other grants against the password budget', async t => {
+  const { app } = await buildTestApp(t, {
+    clock: new ManualClock(),
+    env: { ...LIMITS_ON, RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1', RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE: '2' }
+  })
+  const token = (params: Record<string, string>) => app.inject({ method: 'POST', url: '/auth/token', remoteAddress: '203.0.113.9', ...form(params) })
+  const refreshGrant = () => token({ grant_type: 'refresh_token', refresh_token: 'A'.repeat(43) })
+
+  t.equal((await token({ grant_type: 'password', username: uniqueEmail(), password: PASSWORD })).statusCode, 400, 'the password budget is spent')
+  const password = await token({ grant_type: 'password', username: uniqueEmail(), password: PASSWORD })
+  t.equal(password.statusCode, 429)
+  t.same(password.json(), { error: 'slow_down', error_description: 'Too many requests from this address; retry in 60 seconds' })
+  const code = await token({ grant_type: 'authorization_code', code: 'x'.repeat(43), code_verifier: 'v'.repeat(43), redirect_uri: 'https://app.example/cb' })
+  t.equal(code.statusCode, 429, 'a login code is a credential too')
+
+  const refreshed = [await refreshGrant(), await refreshGrant()]
+  t.same(refreshed.map(response => [response.statusCode, response.json().error]), [[400, 'invalid_grant'], [400, 'invalid_grant']], 'refresh grants still answer')
+  const limited = await refreshGrant()
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['retry-after'], '60')
+  t.same(limited.json(), { error: 'slow_down', error_description: 'Too many requests from this address; retry in 60 seconds' })
+  const viaRefreshRoute = await app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress: '203.0.113.9', payload: { refresh_token: 'A'.repeat(43) } })
+  t.equal(viaRefreshRoute.statusCode, 429, 'one budget with /auth/refresh')
+})
+
 for (const [trustProxy, backend] of ['false', 'true'].flatMap(value => BACKENDS.map(backend => [value, backend] as const))) {
   t.test(`failures from many X-Forwarded-For addresses lock the one account (TRUST_PROXY=${trustProxy}, ${backend.name})`, async t => {
     const clock = new ManualClock()
