@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { PoolSettings } from './db/client.js'
 
@@ -32,7 +33,8 @@ export interface Config {
   corsOrigins: string[]
   cookieSecure: boolean
   cookieSameSite: 'strict' | 'lax' | 'none'
-  trustProxy: boolean
+  /** Whose X-Forwarded-For is believed: no peer's, every peer's, or these proxies' (addresses and ranges). */
+  trustProxy: TrustProxy
   rateLimit: RateLimitSettings
   /** Shared rate-limit counters; undefined counts in this process. */
   redisUrl: string | undefined
@@ -124,6 +126,41 @@ function boolean (env: Env, name: string, fallback: boolean): boolean {
   if (raw === 'true' || raw === '1') return true
   if (raw === 'false' || raw === '0') return false
   throw new ConfigError(name, `must be true or false, got "${raw}"`)
+}
+
+export type TrustProxy = boolean | string[]
+
+/** The names proxy-addr (Fastify's `trustProxy`) knows for address ranges. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+/**
+ * `true` trusts every peer, so the client is the header's first entry, which
+ * a client can write itself unless the proxy overwrites the header. A list of
+ * the proxies' own addresses and ranges takes the client from the right, the
+ * first entry no trusted proxy wrote, and believes no header from any other
+ * peer. (A bare hop count cannot tell a proxy from a client that connects
+ * directly, and Fastify no longer honours one.)
+ */
+function trustProxy (env: Env, name: string): TrustProxy {
+  const raw = read(env, name)
+  if (raw === undefined) return false
+  if (/^(true|false|1|0)$/i.test(raw)) return boolean(env, name, false)
+  const entries = raw.split(',').map(entry => entry.trim())
+  for (const entry of entries) {
+    if (!isProxyRange(entry)) {
+      throw new ConfigError(name, `must be true, false, or the proxies' addresses and CIDR ranges (or ${PROXY_RANGE_NAMES.join(', ')}), got "${printable(entry, 60)}"`)
+    }
+  }
+  return entries
+}
+
+function isProxyRange (entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128)
 }
 
 /** A value quoted in a message stays on its one line, and short. */
@@ -338,7 +375,7 @@ export function loadConfig (env: Env): Config {
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     cookieSecure: boolean(env, 'COOKIE_SECURE', true),
     cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
-    trustProxy: boolean(env, 'TRUST_PROXY', false),
+    trustProxy: trustProxy(env, 'TRUST_PROXY'),
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
     jwksMaxAgeSeconds: integer(env, 'JWKS_MAX_AGE_SECONDS', 300, 10, 86_400),
     signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),

@@ -29,6 +29,17 @@ t.test('values are read and normalised', async t => {
   t.equal(config.databaseUrl, 'postgres://u@db/x')
 })
 
+t.test('TRUST_PROXY: no peer, every peer, or the listed proxies', async t => {
+  const cases: Array<[string | undefined, unknown]> = [
+    [undefined, false], ['false', false], ['0', false], ['TRUE', true], ['1', true],
+    [' 10.0.0.0/8 , 192.168.1.7,fd00::/8, ::1 ', ['10.0.0.0/8', '192.168.1.7', 'fd00::/8', '::1']],
+    ['loopback,uniquelocal', ['loopback', 'uniquelocal']]
+  ]
+  for (const [value, expected] of cases) {
+    t.same(loadConfig(value === undefined ? {} : { TRUST_PROXY: value }).trustProxy, expected, String(value))
+  }
+})
+
 t.test('a bad value names its variable in one line', async t => {
   const cases: Array<[Record<string, string>, string]> = [
     [{ PORT: 'eighty' }, 'PORT: must be a whole number, got "eighty"'],
@@ -51,7 +62,12 @@ t.test('a bad value names its variable in one line', async t => {
     [{ RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: '50' }, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: must be between 1 and 20, got 50'],
     [{ RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '0' }, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: must be between 1 and 100000, got 0'],
     [{ REDIS_URL: 'http://cache:6379' }, 'REDIS_URL: must use redis: or rediss:, got http:'],
-    [{ KEEP_ALIVE_TIMEOUT_SECONDS: '0' }, 'KEEP_ALIVE_TIMEOUT_SECONDS: must be between 1 and 600, got 0']
+    [{ KEEP_ALIVE_TIMEOUT_SECONDS: '0' }, 'KEEP_ALIVE_TIMEOUT_SECONDS: must be between 1 and 600, got 0'],
+    [{ TRUST_PROXY: '2' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "2"`],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "10.0.0.0/33"`],
+    [{ TRUST_PROXY: '10.0.0.1, proxy.internal' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "proxy.internal"`],
+    [{ TRUST_PROXY: '10.0.0.1,,10.0.0.2' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got ""`],
+    [{ TRUST_PROXY: 'fd00::/129' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "fd00::/129"`]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)

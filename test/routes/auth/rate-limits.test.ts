@@ -127,7 +127,13 @@ t.test('TRUST_PROXY decides whether X-Forwarded-For names the client', async t =
   const cases = [
     { trustProxy: 'false', forwarded: ['198.51.100.1', '198.51.100.2', '198.51.100.3'], statuses: [401, 401, 429], why: 'a forged header changes nothing' },
     { trustProxy: 'true', forwarded: ['198.51.100.1', '198.51.100.2', '198.51.100.3'], statuses: [401, 401, 401], why: 'each forwarded client has its own count' },
-    { trustProxy: 'true', forwarded: ['198.51.100.9', '198.51.100.9', '198.51.100.9'], statuses: [401, 401, 429], why: 'one forwarded client is counted' }
+    { trustProxy: 'true', forwarded: ['198.51.100.9', '198.51.100.9', '198.51.100.9'], statuses: [401, 401, 429], why: 'one forwarded client is counted' },
+    // The peer (203.0.113.7, see login()) is the proxy; it appended the address it saw to what the client sent.
+    { trustProxy: 'true', forwarded: ['198.51.100.1, 192.0.2.9', '198.51.100.2, 192.0.2.9', '198.51.100.3, 192.0.2.9'], statuses: [401, 401, 401], why: 'trusting every peer believes what the client wrote' },
+    { trustProxy: '203.0.113.7', forwarded: ['198.51.100.1, 192.0.2.9', '198.51.100.2, 192.0.2.9', '198.51.100.3, 192.0.2.9'], statuses: [401, 401, 429], why: 'what the client wrote is not believed' },
+    { trustProxy: '203.0.113.7', forwarded: ['198.51.100.9, 192.0.2.1', '198.51.100.9, 192.0.2.2', '198.51.100.9, 192.0.2.3'], statuses: [401, 401, 401], why: 'the client is the entry the listed proxy wrote' },
+    { trustProxy: '10.0.0.0/8, 203.0.113.0/24', forwarded: ['192.0.2.1', '192.0.2.2', '192.0.2.3'], statuses: [401, 401, 401], why: 'a range names the proxy as well' },
+    { trustProxy: '10.0.0.0/8, loopback', forwarded: ['192.0.2.1', '192.0.2.2', '192.0.2.3'], statuses: [401, 401, 429], why: 'a peer that is not a listed proxy is the client' }
   ]
   for (const c of cases) {
     const { app } = await buildTestApp(t, { env: { ...LIMITS_ON, TRUST_PROXY: c.trustProxy, RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '2' } })
