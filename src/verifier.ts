@@ -12,6 +12,10 @@ export interface VerifierOptions {
   clock?: Clock
   fetch?: typeof fetch
   unknownKidCooldownSeconds?: number
+  /** While the issuer cannot be reached, it is asked again at most this often (default 30 s). */
+  retrySeconds?: number
+  /** How long past its Cache-Control lifetime the last key set is still trusted while the issuer is unreachable (default one day). */
+  maxStaleSeconds?: number
 }
 
 declare module 'fastify' {
@@ -29,7 +33,14 @@ declare module 'fastify' {
 export const latchkeyVerifier = fp<VerifierOptions>(async (app, options) => {
   const clock = options.clock ?? systemClock
   const issuer = options.issuer.replace(/\/+$/, '')
-  const jwks = new JwksClient({ issuer, clock, fetch: options.fetch, unknownKidCooldownSeconds: options.unknownKidCooldownSeconds })
+  const jwks = new JwksClient({
+    issuer,
+    clock,
+    fetch: options.fetch,
+    unknownKidCooldownSeconds: options.unknownKidCooldownSeconds,
+    retrySeconds: options.retrySeconds,
+    maxStaleSeconds: options.maxStaleSeconds
+  })
   const verifier = new AccessTokenVerifier({ issuer, audience: options.audience ?? issuer, clock })
   let loaded: readonly unknown[] = []
   const adopt = () => {

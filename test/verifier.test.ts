@@ -19,7 +19,7 @@ async function startIssuer (t: Test, clock: ManualClock, env: Record<string, str
 }
 
 /** Another service in this process, on its own socket, knowing only the issuer's URL. */
-async function startDownstream (t: Test, issuer: string, clock: ManualClock) {
+async function startDownstream (t: Test, issuer: string, clock: ManualClock, options: { retrySeconds?: number, maxStaleSeconds?: number } = {}) {
   const fetches: string[] = []
   const countingFetch: typeof fetch = async (input, init) => {
     fetches.push(String(input))
@@ -27,7 +27,7 @@ async function startDownstream (t: Test, issuer: string, clock: ManualClock) {
   }
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(latchkeyVerifier, { issuer, clock, fetch: countingFetch })
+  await app.register(latchkeyVerifier, { issuer, clock, fetch: countingFetch, ...options })
   app.get('/orders', { preHandler: app.requireUser }, async request => ({ owner: request.user!.id, kid: request.user!.claims.sid }))
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   const call = async (token: string) => {
@@ -122,6 +122,38 @@ t.test('after keys:revoke, the key\'s tokens fail at the verifier once its cache
   t.equal(refused.status, 401)
   t.equal(refused.body.code, 'invalid_token')
   t.equal((await downstream.call(fresh.access_token)).status, 200, 'the new key verifies')
+})
+
+t.test('while the issuer is unreachable the last keys serve, fetched again once per retry period, until they are too stale', async t => {
+  const clock = new ManualClock(Date.now())
+  // Tokens outlive the whole test, so only the keys decide.
+  const { app, issuer } = await startIssuer(t, clock, { ACCESS_TOKEN_TTL_SECONDS: '3600' })
+  const downstream = await startDownstream(t, issuer, clock, { retrySeconds: 30, maxStaleSeconds: 600 })
+  const { access_token: token } = await registerUser(app)
+  t.equal((await downstream.call(token)).status, 200)
+  t.equal(downstream.fetches.length, 2, 'discovery and the JWKS')
+
+  // The issuer stops answering: its socket is closed for real.
+  const { port } = new URL(issuer)
+  await new Promise(resolve => { app.server.close(resolve); app.server.closeAllConnections() })
+  clock.advance(301)
+  t.equal((await downstream.call(token)).status, 200, 'past max-age, the last set serves (stale-if-error)')
+  t.equal(downstream.fetches.length, 3, 'after one attempt')
+  t.equal((await downstream.call(token)).status, 200)
+  t.equal(downstream.fetches.length, 3, 'no attempt inside the retry period')
+  clock.advance(30)
+  t.equal((await downstream.call(token)).status, 200)
+  t.equal(downstream.fetches.length, 4, 'one attempt per retry period')
+
+  clock.advance(600 - 30)
+  const refused = await downstream.call(token)
+  t.equal(refused.status, 401, 'too stale: no key is trusted')
+  t.equal(refused.body.code, 'invalid_token')
+
+  await new Promise(resolve => app.server.listen(Number(port), '127.0.0.1', () => resolve(undefined)))
+  t.equal((await downstream.call(token)).status, 401, 'still inside the retry period')
+  clock.advance(30)
+  t.equal((await downstream.call(token)).status, 200, 'the issuer is back: its keys are fetched and trusted again')
 })
 
 t.test('the verifier refuses what the service refuses, and a kid flood costs one fetch per cooldown', async t => {

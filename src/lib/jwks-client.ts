@@ -13,7 +13,16 @@ export interface JwksClientOptions {
   minCacheSeconds?: number
   maxCacheSeconds?: number
   timeoutMs?: number
+  /** After a failed fetch, no new attempt for this long: an issuer that is down is not asked on every request. */
+  retrySeconds?: number
+  /**
+   * How long past its Cache-Control lifetime a set is still used while the issuer cannot be reached
+   * (stale-if-error, RFC 5861 §4); after that no key is trusted until a fetch succeeds.
+   */
+  maxStaleSeconds?: number
 }
+
+const NO_KEYS: readonly KeyForVerifying[] = Object.freeze([])
 
 export interface JwksClientStats {
   fetches: number
@@ -30,6 +39,7 @@ export class JwksClient {
   readonly stats: JwksClientStats = { fetches: 0, unknownKidFetches: 0, unknownKidRefusals: 0 }
   #keys: KeyForVerifying[] = []
   #expiresAt = 0
+  #failedAt = -Infinity
   #lastUnknownKidFetch = -Infinity
   #jwksUri: string | undefined
   #inFlight: Promise<void> | undefined
@@ -39,16 +49,21 @@ export class JwksClient {
     this.#fetch = options.fetch ?? fetch
   }
 
-  get keys (): readonly KeyForVerifying[] { return this.#keys }
+  /** The published keys; none once the set is past its lifetime by more than `maxStaleSeconds`. */
+  get keys (): readonly KeyForVerifying[] {
+    const maxStaleMs = (this.options.maxStaleSeconds ?? 86_400) * 1000
+    return this.options.clock.now() >= this.#expiresAt + maxStaleMs ? NO_KEYS : this.#keys
+  }
 
   /** Whether the cached set has outlived its Cache-Control lifetime (or was never fetched). */
   stale (): boolean {
     return this.options.clock.now() >= this.#expiresAt
   }
 
-  /** Refetches if stale; a failure keeps the previous set and is retried on a later call. */
+  /** Refetches if stale, unless a fetch failed less than `retrySeconds` ago; a failure keeps the previous set. */
   async refreshIfStale (): Promise<void> {
-    if (this.stale()) await this.#refresh()
+    const retryMs = (this.options.retrySeconds ?? 30) * 1000
+    if (this.stale() && this.options.clock.now() - this.#failedAt >= retryMs) await this.#refresh()
   }
 
   /** A token named a kid we do not have: refetch once per cooldown. Answers whether it fetched. */
@@ -65,7 +80,10 @@ export class JwksClient {
   }
 
   #refresh (): Promise<void> {
-    this.#inFlight ??= this.#load().finally(() => { this.#inFlight = undefined })
+    this.#inFlight ??= this.#load().catch((error: unknown) => {
+      this.#failedAt = this.options.clock.now()
+      throw error
+    }).finally(() => { this.#inFlight = undefined })
     return this.#inFlight
   }
 
