@@ -77,8 +77,8 @@ async function startService (env: Record<string, string>) {
   }
 }
 
-/** The reference server, verifying with the public key that signed `token`, taken from the service's JWKS. */
-async function startReference (token: string) {
+/** The reference server, verifying with the public key that signed `token`, taken from the JWKS of the service at `base`. */
+async function startReference (base: string, token: string) {
   const kid = AccessTokenVerifier.kidOf(token)
   const { keys } = await (await fetch(`${base}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string }> }
   const referencePort = port()
@@ -211,7 +211,7 @@ try {
     let f = 0
     return { url: base, requests: [{ method: 'GET', path, setupRequest: request => ({ ...request, headers: { ...request.headers, authorization: `Bearer ${fresh[f++ % fresh.length]}` } }) }] }
   }
-  const reference = await startReference(fresh[0]!)
+  const reference = await startReference(base, fresh[0]!)
   try {
     const runs = await loadTogether({ fresh: freshTokens('/bench/protected'), reference: { ...freshTokens('/'), url: reference.base } })
     record(`requireUser, fresh token (${config.jwtAlg})`, runs.fresh!, `1/(1/bare+1/verify ${Math.round(verifyRate)}/s)`, freshCeiling)
