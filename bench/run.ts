@@ -28,7 +28,9 @@ const SECRET = randomBytes(32).toString('base64url')
 const SERVER = fileURLToPath(new URL('./server.js', import.meta.url))
 const REFERENCE_SERVER = fileURLToPath(new URL('./reference-server.js', import.meta.url))
 
-interface Row { scenario: string, rps: number, p50: number, p99: number, ceiling: string, ceilingRps: number, ratio: number, errors: number, peakRssMiB: number }
+interface Row { scenario: string, rps: number, p50: number, p99: number, ceiling: string, ceilingRps: number, ratio: number, errors: number, peakRssMiB: number, serverCpuUs: number, generatorCpuUs: number }
+/** A round's result, with the CPU time each side spent on it per request (µs): the server loaded (all its threads) and the load generator (this process). */
+type Measured = autocannon.Result & { serverCpuUs: number, generatorCpuUs: number }
 const rows: Row[] = []
 
 async function createScratchDatabase (serverUrl: string) {
@@ -42,6 +44,12 @@ async function createScratchDatabase (serverUrl: string) {
   const url = new URL(serverUrl)
   url.pathname = `/${name}`
   return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
+}
+
+/** CPU time of a process, all its threads, in µs (/proc/<pid>/stat utime + stime, in ticks of 1/100 s). */
+function cpuUsOf (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
 function port (): number { return 20_000 + Math.floor(Math.random() * 20_000) }
@@ -71,6 +79,7 @@ async function startService (env: Record<string, string>) {
     base,
     readyMs,
     peakRssMiB: () => Math.round(peakRssKiB / 1024),
+    cpuUs: () => cpuUsOf(child.pid!),
     /** The peak since the last call: which scenario drives the peak. */
     stepPeakRssMiB: () => { const peak = stepPeakKiB; stepPeakKiB = 0; return Math.round(peak / 1024) },
     stop: async () => { clearInterval(sample); child.kill('SIGTERM'); await new Promise(resolve => child.once('exit', resolve)) }
@@ -86,11 +95,15 @@ async function startReference (base: string, token: string) {
   await new Promise((resolve, reject) => { child.once('message', resolve); child.once('exit', () => reject(new Error('the reference server exited'))) })
   return {
     base: `http://127.0.0.1:${referencePort}`,
+    cpuUs: () => cpuUsOf(child.pid!),
     stop: async () => { child.kill('SIGTERM'); await new Promise(resolve => child.once('exit', resolve)) }
   }
 }
 
-async function load (name: string, options: autocannon.Options, rounds = ROUNDS): Promise<autocannon.Result> {
+/** A scenario: the load, and the server it loads when that is not the service. */
+type Scenario = autocannon.Options & { server?: { cpuUs(): number } }
+
+async function load (name: string, options: Scenario, rounds = ROUNDS): Promise<Measured> {
   return (await loadTogether({ [name]: options }, rounds))[name]!
 }
 
@@ -99,13 +112,18 @@ async function load (name: string, options: autocannon.Options, rounds = ROUNDS)
  * (a failed round is kept, so failures show). A scenario and its ceiling measured
  * this way see the same moments of the machine, busy or quiet.
  */
-async function loadTogether (scenarios: Record<string, autocannon.Options>, rounds = ROUNDS): Promise<Record<string, autocannon.Result>> {
-  const best: Record<string, autocannon.Result> = {}
+async function loadTogether (scenarios: Record<string, Scenario>, rounds = ROUNDS): Promise<Record<string, Measured>> {
+  const best: Record<string, Measured> = {}
   const failed = new Set<string>()
   for (let round = 0; round < rounds; round++) {
-    for (const [name, options] of Object.entries(scenarios)) {
+    for (const [name, { server = service, ...options }] of Object.entries(scenarios)) {
       if (failed.has(name)) continue
-      const result = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
+      const serverBefore = server.cpuUs()
+      const generatorBefore = process.cpuUsage()
+      const run = await autocannon({ connections: CONNECTIONS, duration: SECONDS, ...options })
+      const generator = process.cpuUsage(generatorBefore)
+      const perRequest = (us: number) => Math.round(us / Math.max(1, run.requests.total))
+      const result: Measured = { ...run, serverCpuUs: perRequest(server.cpuUs() - serverBefore), generatorCpuUs: perRequest(generator.user + generator.system) }
       const errors = result.non2xx + result.errors + result.timeouts
       if (errors > 0) {
         process.stderr.write(`bench: ${name}: ${errors} failed requests ${JSON.stringify(result.statusCodeStats)}\n`)
@@ -117,7 +135,7 @@ async function loadTogether (scenarios: Record<string, autocannon.Options>, roun
   return best
 }
 
-function record (scenario: string, result: autocannon.Result, ceiling: string, ceilingRps: number): void {
+function record (scenario: string, result: Measured, ceiling: string, ceilingRps: number): void {
   const rps = result.requests.average
   rows.push({
     scenario,
@@ -129,7 +147,9 @@ function record (scenario: string, result: autocannon.Result, ceiling: string, c
     ratio: ceilingRps > 0 ? Math.round((rps / ceilingRps) * 100) / 100 : 0,
     errors: result.non2xx + result.errors + result.timeouts,
     // Scenarios measured together share one figure.
-    peakRssMiB: service.stepPeakRssMiB()
+    peakRssMiB: service.stepPeakRssMiB(),
+    serverCpuUs: result.serverCpuUs,
+    generatorCpuUs: result.generatorCpuUs
   })
 }
 
@@ -213,7 +233,7 @@ try {
   }
   const reference = await startReference(base, fresh[0]!)
   try {
-    const runs = await loadTogether({ fresh: freshTokens('/bench/protected'), reference: { ...freshTokens('/'), url: reference.base } })
+    const runs = await loadTogether({ fresh: freshTokens('/bench/protected'), reference: { ...freshTokens('/'), url: reference.base, server: reference } })
     record(`requireUser, fresh token (${config.jwtAlg})`, runs.fresh!, `1/(1/bare+1/verify ${Math.round(verifyRate)}/s)`, freshCeiling)
     record('reference: node:http, split and verify, fresh token', runs.reference!, 'same as above', freshCeiling)
     record('requireUser, fresh token, against the reference', runs.fresh!, 'reference', runs.reference!.requests.average)
@@ -295,9 +315,9 @@ try {
   writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(summary, null, 2)}\n`)
 
   const table = [
-    '| scenario | req/s | p50 ms | p99 ms | ceiling | ceiling req/s | ratio | peak RSS MiB |',
-    '|---|---:|---:|---:|---|---:|---:|---:|',
-    ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} | ${row.peakRssMiB || 'same'} |`)
+    '| scenario | req/s | p50 ms | p99 ms | ceiling | ceiling req/s | ratio | peak RSS MiB | server CPU µs/req | generator CPU µs/req |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|',
+    ...rows.map(row => `| ${row.scenario} | ${row.rps} | ${row.p50} | ${row.p99} | ${row.ceiling} | ${row.ceilingRps || '-'} | ${row.ratio || '-'} | ${row.peakRssMiB || 'same'} | ${row.serverCpuUs} | ${row.generatorCpuUs} |`)
   ]
   console.log(`\n${summary.machine}; ${summary.database}; ${CONNECTIONS} connections, best of ${ROUNDS} rounds of ${SECONDS} s; ${config.jwtAlg}; argon2id m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}; UV_THREADPOOL_SIZE=${env.UV_THREADPOOL_SIZE}; MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX}; NODE_OPTIONS=${env.NODE_OPTIONS}\n`)
   console.log(table.join('\n'))
