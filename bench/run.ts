@@ -9,13 +9,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pg from 'pg'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 import { openDatabase } from '../src/db/client.js'
 import { AccessTokenVerifier } from '../src/lib/access-token.js'
 import { systemClock } from '../src/lib/clock.js'
 import { JwksClient } from '../src/lib/jwks-client.js'
-import { createSessions } from '../src/plugins/app/sessions.js'
-import { createPasswordHasher } from '../src/plugins/app/password-hasher.js'
+import { createSessions } from '../src/sessions/sessions.js'
+import { createPasswordHasher } from '../src/users/password-hasher.js'
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)

@@ -2,7 +2,7 @@
 // a bare route (the ceiling), a route behind requireUser, and a seeding route.
 import { randomUUID } from 'node:crypto'
 import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 
 const config = loadConfig(process.env)
 const app = await buildApp({ config })

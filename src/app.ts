@@ -1,17 +1,17 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { Config } from './config.js'
-import type { Database } from './db/client.js'
+import type { Config } from './config/index.js'
+import type { Database } from './db/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
-import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
-import type { AuthMetrics } from './plugins/app/auth-metrics.js'
+import { notFoundHandler, problemErrorHandler } from './http/index.js'
+import type { AuthMetrics } from './observability/index.js'
 import metricsRoute from './routes/metrics.js'
-import securityHeaders from './plugins/app/security-headers.js'
-import apiDocs from './plugins/external/api-docs.js'
-import { LOG_REDACTION } from './lib/log-redaction.js'
+import { securityHeadersPlugin as securityHeaders } from './http/index.js'
+import { apiDocsPlugin as apiDocs } from './http/index.js'
+import { LOG_REDACTION } from './observability/index.js'
 
-export { REDACTED_LOG_PATHS, LOG_REDACTION } from './lib/log-redaction.js'
+export { REDACTED_LOG_PATHS, LOG_REDACTION } from './observability/index.js'
 
 export interface BuildAppOptions {
   config: Config

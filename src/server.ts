@@ -1,7 +1,7 @@
 // The process: configuration from the environment, the app, listen, and a graceful close.
 import { buildApp, buildMetricsApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
-import { createAuthMetrics } from './plugins/app/auth-metrics.js'
+import { ConfigError, loadConfig, type Config } from './config/index.js'
+import { createAuthMetrics } from './observability/index.js'
 
 function fail (message: string): never {
   process.stderr.write(`latchkey: ${message}\n`)

@@ -3,7 +3,7 @@ import { connect } from 'node:net'
 import Fastify from 'fastify'
 import { buildApp } from '../src/app.js'
 import { latchkey } from '../src/plugin.js'
-import { SECURITY_HEADERS } from '../src/plugins/app/security-headers.js'
+import { SECURITY_HEADERS } from '../src/http/security-headers.js'
 import { buildTestApp, PASSWORD, registerUser, testConfig, testDatabase, testSigningKey } from './helper.js'
 
 /** Writes raw bytes to the server and collects everything it answers until it closes the connection. */

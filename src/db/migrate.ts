@@ -1,5 +1,5 @@
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL, or to the embedded database in DATA_DIR.
-import { loadConfig } from '../config.js'
+import { loadConfig } from '../config/index.js'
 import { openDatabase } from './client.js'
 
 const config = loadConfig(process.env)

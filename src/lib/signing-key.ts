@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
-import type { JwtAlgorithm } from '../config.js'
+import type { JwtAlgorithm } from '../config/index.js'
 
 export interface PublicJwk extends JsonWebKey {
   kid: string

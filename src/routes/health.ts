@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
-import { errors } from '../errors.js'
-import { RETRY_AFTER_SECONDS } from '../plugins/app/problems.js'
+import { errors } from '../http/index.js'
+import { RETRY_AFTER_SECONDS } from '../http/index.js'
 import { ProblemSchema } from '../schemas/problem.js'
 import { operation, security, tags } from '../schemas/openapi.js'
 

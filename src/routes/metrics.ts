@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
-import type { AuthMetrics } from '../plugins/app/auth-metrics.js'
-import { bearerToken } from '../plugins/app/require-user.js'
-import { sendProblem } from '../plugins/app/problems.js'
-import { errors } from '../errors.js'
+import type { AuthMetrics } from '../observability/index.js'
+import { bearerToken } from '../tokens/index.js'
+import { sendProblem } from '../http/index.js'
+import { errors } from '../http/index.js'
 
 export interface MetricsRouteOptions {
   metrics: AuthMetrics

@@ -1,4 +1,4 @@
-import { REFRESH_COOKIE } from '../plugins/app/refresh-cookie.js'
+import { REFRESH_COOKIE } from '../sessions/index.js'
 import { OAuthErrorSchema, ProblemSchema } from './problem.js'
 
 type Requirement = Record<string, string[]>

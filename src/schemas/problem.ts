@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 
-/** What openapi.yaml recognises these schemas by (plugins/external/api-docs.ts). */
+/** What openapi.yaml recognises these schemas by (http/api-docs.ts). */
 export const PROBLEM_DESCRIPTION = 'RFC 9457 problem document'
 export const OAUTH_ERROR_DESCRIPTION = 'RFC 6749 §5.2 error response'
 

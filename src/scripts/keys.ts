@@ -1,10 +1,10 @@
 // `npm run keys:rotate` and `npm run keys:revoke <kid>`: signing-key operations against
 // DATABASE_URL (or the embedded database in DATA_DIR), for every instance at once.
-import { loadConfig } from '../config.js'
-import { openDatabase } from '../db/client.js'
+import { loadConfig } from '../config/index.js'
+import { openDatabase } from '../db/index.js'
 import { systemClock } from '../lib/clock.js'
 import { loadOrCreateSecret } from '../lib/secret.js'
-import { createKeyStore, keyScheduleFrom } from '../plugins/app/signing-keys.js'
+import { createKeyStore, keyScheduleFrom } from '../keys/index.js'
 
 const [command, kid] = process.argv.slice(2)
 if (command !== 'rotate' && !(command === 'revoke' && kid !== undefined)) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildMetricsApp } from '../../src/app.js'
-import { createAuthMetrics } from '../../src/plugins/app/auth-metrics.js'
+import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { buildTestApp, ManualClock, PASSWORD, registerUser } from '../helper.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdefghijklmnop'

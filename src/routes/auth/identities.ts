@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errors } from '../../errors.js'
+import { errors } from '../../http/index.js'
 import { IdentityListSchema } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { operation, security, tags } from '../../schemas/openapi.js'

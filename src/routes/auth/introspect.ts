@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { oauthErrors } from '../../errors.js'
+import { oauthErrors } from '../../http/index.js'
 import { IntrospectionResponseSchema, TokenOperationBodySchema, type IntrospectionResponse } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
-import { noStore } from './grants.js'
+import { noStore } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const INACTIVE: IntrospectionResponse = { active: false }

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { emptyBodyIsObject } from './grants.js'
+import { emptyBodyIsObject } from '../../grants/index.js'
 import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { bearerToken } from '../../plugins/app/require-user.js'
-import { errors } from '../../errors.js'
+import { bearerToken } from '../../tokens/index.js'
+import { errors } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** RFC 6265 §5.3: an expired cookie of the same name and path removes it. */

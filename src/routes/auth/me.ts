@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { toUserBody, UserSchema } from '../../schemas/user.js'
-import { errors } from '../../errors.js'
+import { errors } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {

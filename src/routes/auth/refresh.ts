@@ -2,8 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AuthModeHeadersSchema, RefreshBodySchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { errors } from '../../errors.js'
-import { emptyBodyIsObject, grantResponse } from './grants.js'
+import { errors } from '../../http/index.js'
+import { emptyBodyIsObject, grantResponse } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** Reuse is an attack signal: say so, with who and which session, never the token. */

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AuthModeHeadersSchema, AuthResponseSchema, RegisterBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { grantResponse, startSession, withUser } from './grants.js'
+import { grantResponse, startSession, withUser } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {

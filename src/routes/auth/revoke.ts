@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { oauthErrors } from '../../errors.js'
+import { oauthErrors } from '../../http/index.js'
 import { TokenOperationBodySchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { operation, security, tags } from '../../schemas/openapi.js'

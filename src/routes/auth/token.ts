@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { oauthErrors } from '../../errors.js'
+import { oauthErrors } from '../../http/index.js'
 import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../schemas/problem.js'
 import { logReuse } from './refresh.js'
-import { grantResponse, startSession } from './grants.js'
-import { redeemLoginCode } from './login-code-grant.js'
+import { grantResponse, startSession } from '../../grants/index.js'
+import { redeemLoginCode } from '../../grants/index.js'
 import { isCodeVerifier } from '../../lib/pkce.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { sessions } from '../../../src/db/schema.js'
-import type { Env } from '../../../src/config.js'
+import type { Env } from '../../../src/config/index.js'
 import { buildTestApp, ManualClock, PASSWORD, registerUser, sharedRedisEnv, uniqueEmail } from '../../helper.js'
 
 const LIMITS_ON: Env = { RATE_LIMIT_ENABLED: 'true' }

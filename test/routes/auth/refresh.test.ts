@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { eq, sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { refreshTokens, sessions } from '../../../src/db/schema.js'
-import { hashRefreshToken } from '../../../src/lib/refresh-token.js'
-import { createSessions } from '../../../src/plugins/app/sessions.js'
+import { hashRefreshToken } from '../../../src/lib/opaque-token.js'
+import { createSessions } from '../../../src/sessions/sessions.js'
 import { buildTestApp, LogCapture, ManualClock, registerUser } from '../../helper.js'
 
 const GRACE = 10

@@ -1,0 +1,8 @@
+export { openDatabase } from './client.js'
+export type { Database, Db, PoolSettings, PoolStats, Statement } from './client.js'
+export { default as databasePlugin } from './database.js'
+export { pruneInBatches, prunePeriodically } from './prune.js'
+export type { PruneSchedule } from './prune.js'
+export { sessions, signingKeys, users } from './schema.js'
+export type { UserRow } from './schema.js'
+export { isDatabaseUnavailable } from './unavailable.js'

@@ -1,0 +1,169 @@
+import fp from 'fastify-plugin'
+import type { Database, Statement } from '../db/index.js'
+import type { Clock } from '../lib/clock.js'
+import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
+import type { User } from '../users/index.js'
+import type { ProviderClaims } from './oidc-providers.js'
+
+export interface IdentityView {
+  id: string
+  provider: string
+  email: string | null
+  createdAt: Date
+  lastUsedAt: Date
+}
+
+/** Why a provider's account may not sign in here; each is told to the app as `access_denied`. */
+export type SignInRefusal =
+  | 'email_missing'
+  | 'email_unverified'
+  | 'email_not_linkable'
+  | 'account_disabled'
+
+export type SignIn =
+  | { status: 'ok', user: User, outcome: 'returning' | 'linked' | 'created' }
+  | { status: 'refused', reason: SignInRefusal }
+
+export interface SignInPolicy {
+  provider: string
+  /** Whether this provider's verified emails may link to an existing account. */
+  linkVerifiedEmail: boolean
+}
+
+export interface Identities {
+  /** The user a provider account signs in as: known, linked by verified email, or created. */
+  signIn(policy: SignInPolicy, claims: ProviderClaims): Promise<SignIn>
+  list(userId: string): Promise<IdentityView[]>
+  /** Unlinks one identity of the user unless it is their last way to sign in. */
+  unlink(userId: string, id: string): Promise<'unlinked' | 'not_found' | 'last_method'>
+}
+
+interface UserRow { id: string, email: string, name: string | null, created_at: Date, disabled_at: Date | null }
+
+const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at, u.disabled_at'
+
+const statements = {
+  touch: {
+    name: 'latchkey_identity_touch',
+    text: `with identity as (
+      update identities set last_used_at = $3, email = coalesce($4, email)
+      where provider = $1 and subject = $2
+      returning user_id
+    )
+    select ${USER_COLUMNS} from users u join identity on identity.user_id = u.id`
+  },
+  userByEmail: {
+    name: 'latchkey_identity_user_by_email',
+    text: `select ${USER_COLUMNS} from users u where u.email_key = $1`
+  },
+  link: {
+    name: 'latchkey_identity_link',
+    text: `insert into identities (user_id, provider, subject, email, created_at, last_used_at)
+    values ($1, $2, $3, $4, $5, $5)
+    on conflict (provider, subject) do nothing`
+  },
+  // One statement, so a user never exists without the identity that is their only way in.
+  create: {
+    name: 'latchkey_identity_create_user',
+    text: `with u as (
+      insert into users (email, email_key, name, password_hash, created_at, updated_at)
+      values ($1, $2, $3, null, $6, $6)
+      returning id, email, name, created_at, disabled_at
+    ), identity as (
+      insert into identities (user_id, provider, subject, email, created_at, last_used_at)
+      select id, $4, $5, $1, $6, $6 from u
+    )
+    select * from u`
+  },
+  // Locking the user's identities makes concurrent unlinks take turns, and a
+  // locked row that a concurrent unlink deleted drops out of `mine` (READ
+  // COMMITTED re-checks it), so two at once cannot each leave the other as the
+  // last way in.
+  unlink: {
+    name: 'latchkey_identity_unlink',
+    text: `with mine as (
+      select id from identities where user_id = $2 for update
+    )
+    delete from identities
+    where id = $1 and user_id = $2 and id in (select id from mine)
+      and ((select password_hash is not null from users where id = $2) or (select count(*) from mine) > 1)
+    returning id`
+  },
+  owned: {
+    name: 'latchkey_identity_owned',
+    text: 'select 1 from identities where id = $1 and user_id = $2'
+  },
+  list: {
+    name: 'latchkey_identity_list',
+    text: `select id, provider, email, created_at, last_used_at from identities
+    where user_id = $1 order by created_at, id`
+  }
+} satisfies Record<string, Statement>
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const UNIQUE_VIOLATION = '23505'
+
+function toUser (row: UserRow): User {
+  return { id: row.id, email: row.email, name: row.name, createdAt: row.created_at, disabledAt: row.disabled_at }
+}
+
+function isUniqueViolation (error: unknown): boolean {
+  return (error as { code?: unknown }).code === UNIQUE_VIOLATION
+}
+
+export function createIdentities (database: Database, clock: Clock): Identities {
+  const signedIn = (user: User, outcome: 'returning' | 'linked' | 'created'): SignIn =>
+    user.disabledAt === null ? { status: 'ok', user, outcome } : { status: 'refused', reason: 'account_disabled' }
+
+  async function attempt ({ provider, linkVerifiedEmail }: SignInPolicy, claims: ProviderClaims): Promise<SignIn> {
+    const now = new Date(clock.now())
+    const email = claims.email !== undefined && isEmail(claims.email) ? normaliseEmail(claims.email) : undefined
+    const [known] = await database.query<UserRow>(statements.touch, [provider, claims.subject, now, email ?? null])
+    if (known !== undefined) return signedIn(toUser(known), 'returning')
+
+    if (email === undefined) return { status: 'refused', reason: 'email_missing' }
+    // An unverified address neither links nor creates: either would let whoever typed it take over its real owner's account.
+    if (!claims.emailVerified) return { status: 'refused', reason: 'email_unverified' }
+    const [existing] = await database.query<UserRow>(statements.userByEmail, [emailKey(email)])
+    if (existing !== undefined) {
+      if (!linkVerifiedEmail) return { status: 'refused', reason: 'email_not_linkable' }
+      await database.query(statements.link, [existing.id, provider, claims.subject, email, now])
+      return signedIn(toUser(existing), 'linked')
+    }
+    const [created] = await database.query<UserRow>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
+    return signedIn(toUser(created!), 'created')
+  }
+
+  return {
+    async signIn (policy, claims) {
+      try {
+        return await attempt(policy, claims)
+      } catch (error) {
+        // Lost a race (the same first sign-in twice, or a registration with this email): the winner's row now decides.
+        if (!isUniqueViolation(error)) throw error
+        return attempt(policy, claims)
+      }
+    },
+
+    async list (userId) {
+      const rows = await database.query<{ id: string, provider: string, email: string | null, created_at: Date, last_used_at: Date }>(statements.list, [userId])
+      return rows.map(row => ({ id: row.id, provider: row.provider, email: row.email, createdAt: row.created_at, lastUsedAt: row.last_used_at }))
+    },
+
+    async unlink (userId, id) {
+      if (!UUID.test(id)) return 'not_found'
+      if ((await database.query(statements.unlink, [id, userId])).length > 0) return 'unlinked'
+      return (await database.query(statements.owned, [id, userId])).length > 0 ? 'last_method' : 'not_found'
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    identities: Identities
+  }
+}
+
+export default fp(async app => {
+  app.decorate('identities', createIdentities(app.database, app.clock))
+}, { name: 'identities', dependencies: ['database'] })

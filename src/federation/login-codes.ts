@@ -1,0 +1,105 @@
+import fp from 'fastify-plugin'
+import type { Database, Statement } from '../db/index.js'
+import type { Clock } from '../lib/clock.js'
+import { s256Challenge } from '../lib/pkce.js'
+import { hashRefreshToken as sha256, looksLikeRefreshToken as looksLikeCode, newRefreshToken as newCode } from '../lib/opaque-token.js'
+import { prunePeriodically, pruneInBatches, type PruneSchedule } from '../db/index.js'
+
+export interface LoginCodeIssue {
+  userId: string
+  redirectUri: string
+  /** The app's PKCE challenge (S256) from its authorization request. */
+  codeChallenge: string
+}
+
+export interface Redeemed {
+  userId: string
+  /** Names the code to `bindSession`. */
+  hash: Buffer
+}
+
+/**
+ * One-time codes that carry a federated login to the app (RFC 6749 §4.1.2,
+ * with PKCE, RFC 7636): short-lived, single use, stored as SHA-256 only.
+ */
+export interface LoginCodes {
+  issue(issue: LoginCodeIssue): Promise<string>
+  /** The user the code signs in, once, for the app holding the verifier; undefined otherwise. */
+  redeem(code: string, verifier: string, redirectUri: string): Promise<Redeemed | undefined>
+  bindSession(hash: Buffer, sessionId: string): Promise<void>
+  /** The session started by a code that was already redeemed, when the same app presents it again. */
+  sessionOfReplay(code: string, verifier: string): Promise<{ sessionId: string, userId: string } | undefined>
+  prune(retentionSeconds: number): Promise<number>
+}
+
+const statements = {
+  issue: {
+    name: 'latchkey_login_code_issue',
+    text: `insert into login_codes (hash, user_id, redirect_uri, code_challenge, created_at, expires_at)
+    values ($1, $2, $3, $4, $5, $6)`
+  },
+  // One statement: a code, its verifier's challenge and the redirect URI match, once, before expiry.
+  redeem: {
+    name: 'latchkey_login_code_redeem',
+    text: `update login_codes set used_at = $4
+    where hash = $1 and code_challenge = $2 and redirect_uri = $3 and used_at is null and expires_at > $4
+    returning user_id`
+  },
+  bind: {
+    name: 'latchkey_login_code_bind',
+    text: 'update login_codes set session_id = $2 where hash = $1'
+  },
+  replay: {
+    name: 'latchkey_login_code_replay',
+    text: `select c.session_id, s.user_id from login_codes c join sessions s on s.id = c.session_id
+    where c.hash = $1 and c.code_challenge = $2 and c.used_at is not null`
+  },
+  prune: {
+    name: 'latchkey_login_code_prune',
+    text: 'delete from login_codes where hash in (select hash from login_codes where expires_at < $1 limit 500) returning 1'
+  }
+} satisfies Record<string, Statement>
+
+export function createLoginCodes (database: Database, clock: Clock, ttlSeconds: number): LoginCodes {
+  return {
+    async issue ({ userId, redirectUri, codeChallenge }) {
+      const now = clock.now()
+      const code = newCode()
+      await database.query(statements.issue, [sha256(code), userId, redirectUri, codeChallenge, new Date(now), new Date(now + ttlSeconds * 1000)])
+      return code
+    },
+
+    async redeem (code, verifier, redirectUri) {
+      if (!looksLikeCode(code)) return undefined
+      const hash = sha256(code)
+      const [row] = await database.query<{ user_id: string }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
+      return row === undefined ? undefined : { userId: row.user_id, hash }
+    },
+
+    async bindSession (hash, sessionId) {
+      await database.query(statements.bind, [hash, sessionId])
+    },
+
+    async sessionOfReplay (code, verifier) {
+      if (!looksLikeCode(code)) return undefined
+      const [row] = await database.query<{ session_id: string, user_id: string }>(statements.replay, [sha256(code), s256Challenge(verifier)])
+      return row === undefined ? undefined : { sessionId: row.session_id, userId: row.user_id }
+    },
+
+    async prune (retentionSeconds) {
+      return pruneInBatches(database, statements.prune, new Date(clock.now() - retentionSeconds * 1000))
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    loginCodes: LoginCodes
+  }
+}
+
+export default fp<{ ttlSeconds: number } & PruneSchedule>(async (app, options) => {
+  const codes = createLoginCodes(app.database, app.clock, options.ttlSeconds)
+  app.decorate('loginCodes', codes)
+  prunePeriodically(app, 'expired login codes', options, codes.prune)
+}, { name: 'login-codes', dependencies: ['database'] })

@@ -1,0 +1,116 @@
+import fp from 'fastify-plugin'
+import type { Database, Statement } from '../db/index.js'
+import type { Clock } from '../lib/clock.js'
+import { prunePeriodically, pruneInBatches, type PruneSchedule } from '../db/index.js'
+import { nonceFor, providerVerifierFor } from '../lib/oidc-state.js'
+import { hashRefreshToken as sha256, looksLikeRefreshToken as looksLikeState, newRefreshToken as newState } from '../lib/opaque-token.js'
+
+export interface TransactionStart {
+  provider: string
+  redirectUri: string
+  codeChallenge: string
+  appState: string | undefined
+}
+
+/** What the callback needs from the transaction its `state` names. */
+export interface Transaction {
+  redirectUri: string
+  codeChallenge: string
+  appState: string | undefined
+  nonce: string
+  verifier: string
+}
+
+export type Consumed =
+  | { status: 'ok', transaction: Transaction }
+  /** Known but used or expired: the app may still be told, at its checked redirect URI. */
+  | { status: 'spent', redirectUri: string, appState: string | undefined }
+  | { status: 'unknown' }
+
+export interface OidcTransactions {
+  /** A new transaction; its `state` (256 bits) is the only copy of the key to it. */
+  begin(start: TransactionStart): Promise<{ state: string, nonce: string, verifier: string }>
+  /** Takes the transaction named by `state`, once (RFC 6749 §10.12). */
+  consume(provider: string, state: string): Promise<Consumed>
+  /** Deletes transactions that expired more than `retentionSeconds` ago; answers how many. */
+  prune(retentionSeconds: number): Promise<number>
+}
+
+export interface OidcTransactionSettings {
+  ttlSeconds: number
+  /** Key of the nonce and PKCE derivations (lib/oidc-state.ts). */
+  key: Buffer
+}
+
+const statements = {
+  begin: {
+    name: 'latchkey_oidc_transaction_begin',
+    text: `insert into oidc_transactions (state_hash, provider, redirect_uri, code_challenge, app_state, created_at, expires_at)
+    values ($1, $2, $3, $4, $5, $6, $7)`
+  },
+  // One statement: of a callback and its replays exactly one sees used_at null.
+  consume: {
+    name: 'latchkey_oidc_transaction_consume',
+    text: `update oidc_transactions set used_at = $3
+    where state_hash = $1 and provider = $2 and used_at is null and expires_at > $3
+    returning redirect_uri, code_challenge, app_state`
+  },
+  spent: {
+    name: 'latchkey_oidc_transaction_spent',
+    text: 'select redirect_uri, app_state from oidc_transactions where state_hash = $1 and provider = $2'
+  },
+  prune: {
+    name: 'latchkey_oidc_transaction_prune',
+    text: 'delete from oidc_transactions where state_hash in (select state_hash from oidc_transactions where expires_at < $1 limit 500) returning 1'
+  }
+} satisfies Record<string, Statement>
+
+export function createOidcTransactions (database: Database, clock: Clock, settings: OidcTransactionSettings): OidcTransactions {
+  return {
+    async begin ({ provider, redirectUri, codeChallenge, appState }) {
+      const now = clock.now()
+      const state = newState()
+      await database.query(statements.begin, [
+        sha256(state), provider, redirectUri, codeChallenge, appState ?? null, new Date(now), new Date(now + settings.ttlSeconds * 1000)
+      ])
+      return { state, nonce: nonceFor(state, settings.key), verifier: providerVerifierFor(state, settings.key) }
+    },
+
+    async consume (provider, state) {
+      if (!looksLikeState(state)) return { status: 'unknown' }
+      const hash = sha256(state)
+      const [row] = await database.query<{ redirect_uri: string, code_challenge: string, app_state: string | null }>(
+        statements.consume, [hash, provider, new Date(clock.now())])
+      if (row !== undefined) {
+        return {
+          status: 'ok',
+          transaction: {
+            redirectUri: row.redirect_uri,
+            codeChallenge: row.code_challenge,
+            appState: row.app_state ?? undefined,
+            nonce: nonceFor(state, settings.key),
+            verifier: providerVerifierFor(state, settings.key)
+          }
+        }
+      }
+      const [spent] = await database.query<{ redirect_uri: string, app_state: string | null }>(statements.spent, [hash, provider])
+      return spent === undefined ? { status: 'unknown' } : { status: 'spent', redirectUri: spent.redirect_uri, appState: spent.app_state ?? undefined }
+    },
+
+    async prune (retentionSeconds) {
+      return pruneInBatches(database, statements.prune, new Date(clock.now() - retentionSeconds * 1000))
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    oidcTransactions: OidcTransactions
+  }
+}
+
+export default fp<OidcTransactionSettings & PruneSchedule>(async (app, settings) => {
+  const transactions = createOidcTransactions(app.database, app.clock, settings)
+  app.decorate('oidcTransactions', transactions)
+  prunePeriodically(app, 'expired sign-in transactions', settings, transactions.prune)
+}, { name: 'oidc-transactions', dependencies: ['database'] })

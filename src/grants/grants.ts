@@ -1,0 +1,47 @@
+import { isIP } from 'node:net'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { SessionGrant } from '../sessions/index.js'
+import type { User } from '../users/index.js'
+import type { TokenResponse } from '../schemas/auth.js'
+import { toUserBody, type UserBody } from '../schemas/user.js'
+
+/** preValidation: a request without a body is validated as `{}`. */
+export async function emptyBodyIsObject (request: FastifyRequest): Promise<void> {
+  request.body ??= {}
+}
+
+/** RFC 6749 §5.1: responses that carry tokens are never cached. */
+export function noStore (reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+}
+
+/**
+ * A new session for a user who just proved who they are. Behind TRUST_PROXY
+ * the address comes from X-Forwarded-For, which may hold anything: only an
+ * address is recorded.
+ */
+export function startSession (app: FastifyInstance, request: FastifyRequest, user: User, clientId = app.config.clientId): Promise<SessionGrant> {
+  const ip = isIP(request.ip) === 0 ? undefined : request.ip
+  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip })
+}
+
+/**
+ * The token response for a grant: a fresh access token for its session, and
+ * the refresh token in the body, or only in the cookie in cookie mode.
+ */
+export function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: SessionGrant): TokenResponse {
+  const access = app.accessTokens.issue({ userId: grant.userId, sessionId: grant.sessionId, clientId: grant.clientId })
+  noStore(reply)
+  const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn }
+  if (app.refreshCookies.cookieMode(request)) {
+    app.refreshCookies.set(reply, grant.refreshToken, grant.refreshExpiresIn)
+  } else {
+    response.refresh_token = grant.refreshToken
+    response.refresh_token_expires_in = grant.refreshExpiresIn
+  }
+  return response
+}
+
+export function withUser (response: TokenResponse, user: User): TokenResponse & { user: UserBody } {
+  return { ...response, user: toUserBody(user) }
+}

@@ -1,0 +1,5 @@
+export { default as apiDocsPlugin } from './api-docs.js'
+export { default as corsPlugin } from './cors.js'
+export { OAuthError, ProblemError, errors, oauthErrors, rateLimitedFor } from './errors.js'
+export { RETRY_AFTER_SECONDS, logServerError, notFoundHandler, problemErrorHandler, sendProblem, toProblemError } from './problems.js'
+export { default as securityHeadersPlugin } from './security-headers.js'

@@ -1,0 +1,321 @@
+import fp from 'fastify-plugin'
+import type { Database, Statement } from '../db/index.js'
+import type { Clock } from '../lib/clock.js'
+import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, successorOf } from '../lib/opaque-token.js'
+import { errors } from '../http/index.js'
+import { prunePeriodically, type PruneSchedule } from '../db/index.js'
+
+export interface SessionSettings {
+  idleTtlSeconds: number
+  maxTtlSeconds: number
+  graceSeconds: number
+  /** Key of the successor HMAC (lib/opaque-token.ts). */
+  successorKey: Buffer
+}
+
+export interface SessionStart {
+  userId: string
+  clientId: string
+  userAgent?: string | undefined
+  ip?: string | undefined
+}
+
+/** What a refresh token buys: who, which session, and the token to present next time. */
+export interface SessionGrant {
+  sessionId: string
+  userId: string
+  clientId: string
+  refreshToken: string
+  refreshExpiresIn: number
+}
+
+export interface SessionView {
+  id: string
+  createdAt: Date
+  lastUsedAt: Date
+  expiresAt: Date
+  userAgent: string | null
+  ip: string | null
+}
+
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused'
+
+/** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
+export interface RefreshTokenInfo {
+  sessionId: string
+  userId: string
+  clientId: string
+  issuedAt: Date
+  expiresAt: Date
+}
+
+/** Reported to whoever watches: a rotated token came back after the grace window. */
+export type ReuseListener = (event: { sessionId: string, userId: string }) => void
+
+export interface Sessions {
+  start(start: SessionStart): Promise<SessionGrant>
+  /** Rotates a refresh token (RFC 9700 §4.14.2); throws the contract's 401 problems. */
+  refresh(token: string, onReuse?: ReuseListener): Promise<SessionGrant>
+  /** The session a refresh token belongs to, revoked; false when there was nothing to revoke. */
+  revokeByRefreshToken(token: string, reason: RevokeReason): Promise<boolean>
+  /** Revokes one live session of this user; false when no such session is live. */
+  revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>
+  /** Revokes every live session of the user but `keep`; answers how many. */
+  revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
+  list(userId: string): Promise<SessionView[]>
+  isLive(sessionId: string): Promise<boolean>
+  /** The live, unrotated refresh token's session; undefined for anything else. */
+  inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
+  /** Deletes sessions dead for longer than `retentionSeconds`, at most `batchSize` per call. */
+  prune(batchSize: number, retentionSeconds: number): Promise<number>
+}
+
+const statements = {
+  start: {
+    name: 'latchkey_session_start',
+    text: `with session as (
+      insert into sessions (user_id, client_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip)
+      values ($1, $2, $3, $3, $4, $5, $6, $7)
+      returning id
+    )
+    insert into refresh_tokens (hash, session_id, created_at)
+    select $8, id, $3 from session
+    returning session_id`
+  },
+  // One statement, so of any number of concurrent rotations of one token exactly
+  // one sees rotated_at null: the row lock serialises them and the loser re-checks
+  // the condition (EvalPlanQual). Zero rows is the signal; see classify.
+  rotate: {
+    name: 'latchkey_refresh_rotate',
+    text: `with parent as (
+      update refresh_tokens set rotated_at = $3
+      where hash = $1 and rotated_at is null
+      returning session_id
+    ), live as (
+      update sessions
+      set last_used_at = $3, idle_expires_at = least($3::timestamptz + $4::int * interval '1 second', absolute_expires_at)
+      where id = (select session_id from parent)
+        and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
+      returning id, user_id, client_id, idle_expires_at
+    ), child as (
+      insert into refresh_tokens (hash, session_id, parent_hash, created_at)
+      select $2, id, $1, $3 from live
+    )
+    select id, user_id, client_id, idle_expires_at from live`
+  },
+  classify: {
+    name: 'latchkey_refresh_classify',
+    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
+    from refresh_tokens t join sessions s on s.id = t.session_id
+    where t.hash = $1`
+  },
+  revokeByToken: {
+    name: 'latchkey_session_revoke_by_token',
+    text: `update sessions set revoked_at = $2, revoked_reason = $3
+    where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
+    returning id`
+  },
+  revoke: {
+    name: 'latchkey_session_revoke',
+    text: `update sessions set revoked_at = $3, revoked_reason = $4
+    where id = $1 and user_id = $2 and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
+    returning id`
+  },
+  revokeAll: {
+    name: 'latchkey_session_revoke_all',
+    text: `update sessions set revoked_at = $2, revoked_reason = $3
+    where user_id = $1 and revoked_at is null and id is distinct from $4
+    returning id`
+  },
+  list: {
+    name: 'latchkey_session_list',
+    text: `select id, created_at, last_used_at, least(idle_expires_at, absolute_expires_at) as expires_at, user_agent, ip
+    from sessions
+    where user_id = $1 and revoked_at is null and idle_expires_at > $2 and absolute_expires_at > $2
+    order by last_used_at desc`
+  },
+  inspect: {
+    name: 'latchkey_refresh_inspect',
+    text: `select s.id, s.user_id, s.client_id, t.created_at, least(s.idle_expires_at, s.absolute_expires_at) as expires_at
+    from refresh_tokens t join sessions s on s.id = t.session_id
+    where t.hash = $1 and t.rotated_at is null
+      and s.revoked_at is null and s.idle_expires_at > $2 and s.absolute_expires_at > $2`
+  },
+  isLive: {
+    name: 'latchkey_session_is_live',
+    text: `select 1 from sessions
+    where id = $1 and revoked_at is null and idle_expires_at > $2 and absolute_expires_at > $2`
+  },
+  // SKIP LOCKED: several instances prune side by side without waiting on each other.
+  prune: {
+    name: 'latchkey_session_prune',
+    text: `delete from sessions where id in (
+      select id from sessions
+      where least(idle_expires_at, absolute_expires_at, coalesce(revoked_at, 'infinity')) < $1
+      limit $2
+      for update skip locked
+    )
+    returning id`
+  }
+} satisfies Record<string, Statement>
+
+interface RotatedRow { id: string, user_id: string, client_id: string, idle_expires_at: Date }
+interface ClassifiedRow {
+  rotated_at: Date | null
+  id: string
+  user_id: string
+  client_id: string
+  revoked_at: Date | null
+  idle_expires_at: Date
+  absolute_expires_at: Date
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * Sessions recently seen live, so that a route which must honour logout does
+ * not cost a query per request. Bounded; entries live one second; every
+ * revocation in this process empties it, so a local logout is honoured at once
+ * and another instance's within a second.
+ */
+const LIVE_CACHE_MS = 1_000
+const LIVE_CACHE_MAX = 10_000
+
+export function createSessions (database: Database, clock: Clock, settings: SessionSettings): Sessions {
+  const recentlyLive = new Map<string, number>()
+  const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
+  const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
+
+  /** Why a rotation found nothing to rotate: unknown, dead session, a retry inside the window, or reuse. */
+  async function classify (token: string, hash: Buffer, now: number, onReuse?: ReuseListener): Promise<SessionGrant> {
+    const [row] = await database.query<ClassifiedRow>(statements.classify, [hash])
+    if (row === undefined) throw errors.invalidRefreshToken()
+    if (row.revoked_at !== null) throw errors.sessionRevoked()
+    if (row.idle_expires_at.getTime() <= now || row.absolute_expires_at.getTime() <= now) throw errors.tokenExpired('The session has expired')
+    // `now` was read before the winner committed, so rotatedAgo may be 0 or negative: a window of 0 is off, not "this millisecond".
+    const rotatedAgo = row.rotated_at === null ? Infinity : now - row.rotated_at.getTime()
+    if (settings.graceSeconds > 0 && rotatedAgo <= settings.graceSeconds * 1000) {
+      // A concurrent or retried refresh: the same successor again, so no tab is logged out.
+      return {
+        sessionId: row.id,
+        userId: row.user_id,
+        clientId: row.client_id,
+        refreshToken: successorOf(token, settings.successorKey),
+        refreshExpiresIn: secondsUntil(row.idle_expires_at, now)
+      }
+    }
+    // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
+    revoked(await database.query(statements.revokeByToken, [hash, new Date(now), 'refresh_token_reused']))
+    onReuse?.({ sessionId: row.id, userId: row.user_id })
+    throw errors.refreshTokenReused()
+  }
+
+  return {
+    async start ({ userId, clientId, userAgent, ip }) {
+      const now = clock.now()
+      const absolute = now + settings.maxTtlSeconds * 1000
+      const idle = Math.min(now + settings.idleTtlSeconds * 1000, absolute)
+      const refreshToken = newRefreshToken()
+      const [row] = await database.query<{ session_id: string }>(statements.start, [
+        userId, clientId, new Date(now), new Date(idle), new Date(absolute),
+        userAgent?.slice(0, 512) ?? null, ip ?? null, hashRefreshToken(refreshToken)
+      ])
+      return { sessionId: row!.session_id, userId, clientId, refreshToken, refreshExpiresIn: Math.floor((idle - now) / 1000) }
+    },
+
+    async refresh (token, onReuse) {
+      if (!looksLikeRefreshToken(token)) throw errors.invalidRefreshToken()
+      const now = clock.now()
+      const hash = hashRefreshToken(token)
+      const successor = successorOf(token, settings.successorKey)
+      const [row] = await database.query<RotatedRow>(statements.rotate, [
+        hash, hashRefreshToken(successor), new Date(now), settings.idleTtlSeconds
+      ])
+      if (row === undefined) return classify(token, hash, now, onReuse)
+      return {
+        sessionId: row.id,
+        userId: row.user_id,
+        clientId: row.client_id,
+        refreshToken: successor,
+        refreshExpiresIn: secondsUntil(row.idle_expires_at, now)
+      }
+    },
+
+    async revokeByRefreshToken (token, reason) {
+      if (!looksLikeRefreshToken(token)) return false
+      const rows = revoked(await database.query(statements.revokeByToken, [hashRefreshToken(token), new Date(clock.now()), reason]))
+      return rows.length > 0
+    },
+
+    async revoke (sessionId, userId, reason) {
+      if (!UUID.test(sessionId)) return false
+      const rows = revoked(await database.query(statements.revoke, [sessionId, userId, new Date(clock.now()), reason]))
+      return rows.length > 0
+    },
+
+    async revokeAll (userId, reason, keep) {
+      const rows = revoked(await database.query(statements.revokeAll, [userId, new Date(clock.now()), reason, keep ?? null]))
+      return rows.length
+    },
+
+    async list (userId) {
+      const rows = await database.query<{ id: string, created_at: Date, last_used_at: Date, expires_at: Date, user_agent: string | null, ip: string | null }>(
+        statements.list, [userId, new Date(clock.now())])
+      return rows.map(row => ({
+        id: row.id,
+        createdAt: row.created_at,
+        lastUsedAt: row.last_used_at,
+        expiresAt: row.expires_at,
+        userAgent: row.user_agent,
+        ip: row.ip
+      }))
+    },
+
+    async isLive (sessionId) {
+      if (!UUID.test(sessionId)) return false
+      const now = clock.now()
+      const seen = recentlyLive.get(sessionId)
+      if (seen !== undefined && now - seen < LIVE_CACHE_MS) return true
+      const live = (await database.query(statements.isLive, [sessionId, new Date(now)])).length > 0
+      if (live) {
+        if (recentlyLive.size >= LIVE_CACHE_MAX) recentlyLive.delete(recentlyLive.keys().next().value!)
+        recentlyLive.set(sessionId, now)
+      }
+      return live
+    },
+
+    async inspectRefreshToken (token) {
+      if (!looksLikeRefreshToken(token)) return undefined
+      const [row] = await database.query<{ id: string, user_id: string, client_id: string, created_at: Date, expires_at: Date }>(
+        statements.inspect, [hashRefreshToken(token), new Date(clock.now())])
+      return row && { sessionId: row.id, userId: row.user_id, clientId: row.client_id, issuedAt: row.created_at, expiresAt: row.expires_at }
+    },
+
+    async prune (batchSize, retentionSeconds) {
+      const cutoff = new Date(clock.now() - retentionSeconds * 1000)
+      let total = 0
+      for (;;) {
+        const deleted = (await database.query(statements.prune, [cutoff, batchSize])).length
+        total += deleted
+        if (deleted < batchSize) return total
+      }
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: Sessions
+  }
+}
+
+/** How often expired and revoked sessions are deleted (0 turns the job off), and how long they are kept. */
+export interface SessionsPluginOptions extends SessionSettings, PruneSchedule {}
+
+const PRUNE_BATCH = 500
+
+export default fp<SessionsPluginOptions>(async (app, options) => {
+  const sessions = createSessions(app.database, app.clock, options)
+  app.decorate('sessions', sessions)
+  prunePeriodically(app, 'dead sessions', options, retentionSeconds => sessions.prune(PRUNE_BATCH, retentionSeconds))
+}, { name: 'sessions', dependencies: ['database'] })

@@ -1,0 +1,100 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AccessTokenError, type AccessTokenClaims } from '../lib/access-token.js'
+import { errors } from '../http/index.js'
+import { isDatabaseUnavailable } from '../db/index.js'
+import { logServerError, sendProblem, toProblemError } from '../http/index.js'
+
+/** Who made the request, as proven by a verified access token. */
+export interface AuthenticatedUser {
+  id: string
+  sessionId: string
+  scopes: string[]
+  claims: AccessTokenClaims
+}
+
+export type RequireUser = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid access token. */
+    requireUser: RequireUser
+    /**
+     * preHandler: as `requireUser`, and the token's session must still be live
+     * (not logged out, revoked or expired), for routes that must honour logout at once.
+     */
+    requireLiveUser: RequireUser
+  }
+  interface FastifyRequest {
+    /** Set by `requireUser`; null on routes that do not require it. */
+    user: AuthenticatedUser | null
+  }
+}
+
+export interface RequireUserOptions {
+  verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
+  /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
+  isLive?: ((sessionId: string) => Promise<boolean>) | undefined
+  realm?: string
+}
+
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
+
+/** RFC 6750 §2.1: the token travels as `Authorization: Bearer <token>`. */
+export function bearerToken (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (header === undefined) return undefined
+  return BEARER.exec(header)?.[1]
+}
+
+export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
+  const challenge = `Bearer realm="${realm}"`
+  const invalid = (description: string) => `${challenge}, error="invalid_token", error_description="${description}"`
+
+  return async function requireUser (request, reply) {
+    const authorization = request.headers.authorization
+    if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
+      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': challenge }))
+    }
+    const token = bearerToken(request)
+    if (token === undefined) {
+      return sendProblem(reply, errors.invalidToken('The Authorization header is malformed', { 'www-authenticate': invalid('The access token is malformed') }))
+    }
+    let claims: AccessTokenClaims
+    try {
+      claims = await verify(token)
+    } catch (error) {
+      // Every failure is the contract's 401; nothing about the key or the parser leaks out.
+      if (error instanceof AccessTokenError && error.reason === 'expired') {
+        return sendProblem(reply, errors.tokenExpired('The access token has expired', { 'www-authenticate': invalid('The access token expired') }))
+      }
+      return sendProblem(reply, errors.invalidToken(undefined, { 'www-authenticate': invalid('The access token is not valid') }))
+    }
+    if (checkSession && isLive !== undefined) {
+      let live: boolean
+      try {
+        live = await isLive(claims.sid)
+      } catch (error) {
+        // A host's own error handler knows nothing of database outages: the contract's 503 is answered here.
+        if (!isDatabaseUnavailable(error)) throw error
+        logServerError(request, error as Error, 503)
+        return sendProblem(reply, toProblemError(error as Error))
+      }
+      if (!live) return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
+    }
+    request.user = {
+      id: claims.sub,
+      sessionId: claims.sid,
+      scopes: claims.scope ? claims.scope.split(' ') : [],
+      claims
+    }
+    return undefined
+  }
+}
+
+/** Decorates `requireUser` and `request.user` on the instance it is registered in (and its parent). */
+export default fp<RequireUserOptions>(async (app, options) => {
+  app.decorateRequest('user', null)
+  app.decorate('requireUser', createRequireUser(options))
+  if (options.isLive !== undefined) app.decorate('requireLiveUser', createRequireUser(options, true))
+}, { name: 'require-user' })

@@ -1,0 +1,69 @@
+import fp from 'fastify-plugin'
+import { errors } from '../http/index.js'
+import { checkPassword } from '../lib/password-policy.js'
+import { isEmail } from '../lib/email.js'
+import type { PasswordCheck, PasswordHasher } from './password-hasher.js'
+import type { AccountLimits } from '../limits/index.js'
+import type { Credential, User, Users } from './users.js'
+
+export interface Credentials {
+  register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
+  /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
+  authenticate(email: string, password: string): Promise<User>
+  /** Replaces the password of a signed-in user who proves they know the current one. */
+  changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void>
+}
+
+export function assertAcceptablePassword (password: string, field = 'password'): void {
+  const problem = checkPassword(password)
+  if (problem === 'too_long') throw errors.validationFailed(`${field} must be at most 1024 bytes`)
+  if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
+}
+
+export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits): Credentials {
+  /** An unknown account and one without a password cost and answer what a wrong password does. */
+  const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
+    found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
+
+  return {
+    async register ({ email, password, name }) {
+      if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
+      assertAcceptablePassword(password)
+      return users.create({ email, name, passwordHash: await hasher.hash(password) })
+    },
+    async authenticate (email, password) {
+      // Refused before any hashing: the cost of a guess never depends on its size.
+      if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
+      const attempt = await accountLimits.begin(email)
+      const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
+      const { ok, needsRehash } = await check(found, password)
+      if (found === undefined || !ok) throw errors.invalidCredentials()
+      await attempt.succeeded()
+      // Said only to whoever knows the password, so it tells a guesser nothing.
+      if (found.user.disabledAt !== null) throw errors.accountDisabled()
+      if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
+      return found.user
+    },
+    async changePassword (userId, currentPassword, newPassword) {
+      assertAcceptablePassword(newPassword, 'newPassword')
+      if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
+      const found = await users.findCredentialsById(userId)
+      // A stolen access token must not buy unlimited guesses at the password behind it.
+      const attempt = found === undefined ? undefined : await accountLimits.begin(found.user.email)
+      const { ok } = await check(found, currentPassword)
+      if (!ok) throw errors.invalidCredentials('The current password is wrong')
+      await attempt?.succeeded()
+      await users.setPasswordHash(userId, await hasher.hash(newPassword))
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    credentials: Credentials
+  }
+}
+
+export default fp(async app => {
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits'] })
