@@ -4,12 +4,9 @@ import type { Database } from './db/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
-import { notFoundHandler, problemErrorHandler } from './http/index.js'
-import type { AuthMetrics } from './observability/index.js'
-import metricsRoute from './routes/metrics.js'
-import { securityHeadersPlugin as securityHeaders } from './http/index.js'
-import { apiDocsPlugin as apiDocs } from './http/index.js'
-import { LOG_REDACTION } from './observability/index.js'
+import { apiDocsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
+import { LOG_REDACTION, type AuthMetrics } from './observability/index.js'
+import { metricsRoute } from './routes/index.js'
 
 export { REDACTED_LOG_PATHS, LOG_REDACTION } from './observability/index.js'
 
@@ -57,9 +54,9 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
   // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
-  await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
+  await app.register(securityHeadersPlugin, { hsts: config.issuer.startsWith('https:') })
   // Before latchkey: the spec is collected from every route as it is added, in whichever context.
-  await app.register(apiDocs, { issuer: config.issuer, authPrefix: '/auth', version: API_VERSION })
+  await app.register(apiDocsPlugin, { issuer: config.issuer, authPrefix: '/auth', version: API_VERSION })
   await app.register(latchkey, {
     config,
     database: options.database,

@@ -1,37 +1,22 @@
 import fp from 'fastify-plugin'
 import type { Config } from './config/index.js'
-import type { Database } from './db/index.js'
+import { databasePlugin, type Database } from './db/index.js'
+import { createHandle, type LatchkeyHandle } from './handle.js'
+import { cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
+import { identitiesPlugin, loginCodesPlugin, oidcProvidersPlugin, oidcTransactionsPlugin } from './federation/index.js'
+import { pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
+import { keyScheduleFrom, signingKeysPlugin } from './keys/index.js'
 import { systemClock, type Clock } from './lib/clock.js'
-import type { AccessTokenClaims, AccessTokenSubject } from './lib/access-token.js'
-import type { SigningKey } from './lib/signing-key.js'
-import { databasePlugin as database } from './db/index.js'
-import { passwordHasherPlugin as passwordHasher } from './users/index.js'
-import { usersPlugin as users } from './users/index.js'
-import { credentialsPlugin as credentials } from './users/index.js'
-import { signingKeysPlugin as signingKeys, keyScheduleFrom, type KeyStore, type SigningKeys } from './keys/index.js'
-import type { Users } from './users/index.js'
-import type { Sessions } from './sessions/index.js'
-import { accessTokensPlugin as accessTokens } from './tokens/index.js'
-import { requireUserPlugin as requireUser } from './tokens/index.js'
-import { sessionsPlugin as sessions } from './sessions/index.js'
-import { refreshCookiesPlugin as refreshCookie } from './sessions/index.js'
-import { countersPlugin as counters } from './limits/index.js'
-import { accountLimitsPlugin as accountLimits } from './limits/index.js'
-import { securityHeadersPlugin as securityHeaders } from './http/index.js'
-import { corsPlugin as cors } from './http/index.js'
-import { serviceClientsPlugin as serviceClients } from './tokens/index.js'
-import { oidcProvidersPlugin as oidcProviders } from './federation/index.js'
-import { oidcTransactionsPlugin as oidcTransactions } from './federation/index.js'
-import { loginCodesPlugin as loginCodes } from './federation/index.js'
-import { identitiesPlugin as identities } from './federation/index.js'
-import { authMetricsPlugin as authMetrics, type AuthMetrics } from './observability/index.js'
-import { addressLimitsPlugin as addressLimits } from './limits/index.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
-import { notFoundHandler, problemErrorHandler } from './http/index.js'
-import authRoutes from './routes/auth/index.js'
-import wellKnownRoutes from './routes/well-known.js'
-import healthRoutes from './routes/health.js'
-import metricsRoute from './routes/metrics.js'
+import type { SigningKey } from './lib/signing-key.js'
+import { accountLimitsPlugin, addressLimitsPlugin, countersPlugin } from './limits/index.js'
+import { authMetricsPlugin, type AuthMetrics } from './observability/index.js'
+import routes from './routes/index.js'
+import { refreshCookiesPlugin, sessionsPlugin } from './sessions/index.js'
+import { accessTokensPlugin, requireUserPlugin, serviceClientsPlugin } from './tokens/index.js'
+import { credentialsPlugin, passwordHasherPlugin, usersPlugin } from './users/index.js'
+
+export type { LatchkeyHandle } from './handle.js'
 
 export interface LatchkeyOptions {
   config: Config
@@ -40,26 +25,12 @@ export interface LatchkeyOptions {
   clock?: Clock | undefined
   /** Signing keys given by the caller, the first one signing; otherwise DATA_DIR's. */
   signingKeys?: readonly SigningKey[] | undefined
-  /** Where the auth routes live (CONTRACT.md: `/auth` by default). */
+  /** Where the auth routes live (`/auth` by default, as in openapi.yaml). */
   prefix?: string | undefined
-  /** How often dead sessions are pruned, in seconds; 0 turns the job off (default 600). */
+  /** How often dead rows (sessions, sign-in transactions, login codes) are pruned, in seconds; 0 turns it off (default 600). */
   pruneIntervalSeconds?: number | undefined
   /** Metrics the caller scrapes; otherwise the service keeps its own (served at /metrics when METRICS_TOKEN is set). */
   metrics?: AuthMetrics | undefined
-}
-
-/** What an embedding application may use directly: administration, not HTTP. */
-export interface LatchkeyHandle {
-  users: Users
-  sessions: Sessions
-  signingKeys: SigningKeys
-  /** Runs signing-key maintenance now (it also runs on a timer); a no-op with keys given in options. */
-  maintainKeys(): Promise<void>
-  /** As `npm run keys:rotate` and `npm run keys:revoke`; unavailable with keys given in options. */
-  rotateKeys(): Promise<{ kid: string, activatesAt: Date }>
-  revokeKey(kid: string): Promise<boolean>
-  /** Signs an access token for a session, as a refresh would (e.g. after the app's own sign-in). */
-  issueAccessToken(subject: AccessTokenSubject): { token: string, expiresIn: number }
 }
 
 declare module 'fastify' {
@@ -72,18 +43,15 @@ declare module 'fastify' {
 
 /**
  * The service as a Fastify plugin. The app that registers it gets
- * `app.requireUser` and `request.user`; everything else (database, users,
- * keys) stays encapsulated in a child context so it cannot clash with the
- * app's own decorators.
+ * `app.requireUser`, `app.requireLiveUser`, `request.user` and `app.latchkey`;
+ * everything else (database, users, keys) stays encapsulated in a child
+ * context so it cannot clash with the app's own decorators.
  */
 export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
   const { config } = options
   const prefix = options.prefix ?? '/auth'
-  const notReady = () => { throw new Error('latchkey is not ready') }
-  let verify: (token: string) => AccessTokenClaims = notReady
-  let isLive: (sessionId: string) => Promise<boolean> = notReady
-  await host.register(requireUser, { verify: token => verify(token), isLive: sessionId => isLive(sessionId) })
-  let handle: LatchkeyHandle | undefined
+  const { rateLimit } = config
+  host.decorateRequest('user', null)
 
   await host.register(async app => {
     app.decorate('config', config)
@@ -91,73 +59,57 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     app.setErrorHandler(problemErrorHandler)
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
-    await app.register(securityHeaders, { hsts: config.issuer.startsWith('https:') })
+    await app.register(securityHeadersPlugin, { hsts: config.issuer.startsWith('https:') })
+    await app.register(cookiePlugin)
+    await app.register(corsPlugin, { origins: config.corsOrigins })
 
-    const { rateLimit } = config
-    await app.register(counters, { redisUrl: rateLimit.enabled ? config.redisUrl : undefined, keyPrefix: config.redisKeyPrefix })
-    await app.register(accountLimits, { enabled: rateLimit.enabled, maxFailures: rateLimit.loginFailuresPerAccount, windowSeconds: rateLimit.accountWindowSeconds })
-    await app.register(addressLimits, rateLimit)
-    await app.register(database, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
-    await app.register(authMetrics, { metrics: options.metrics })
-    await app.register(passwordHasher, { parameters: config.argon2 })
-    await app.register(users)
-    await app.register(credentials)
+    await app.register(countersPlugin, { redisUrl: rateLimit.enabled ? config.redisUrl : undefined, keyPrefix: config.redisKeyPrefix })
+    await app.register(accountLimitsPlugin, { enabled: rateLimit.enabled, maxFailures: rateLimit.loginFailuresPerAccount, windowSeconds: rateLimit.accountWindowSeconds })
+    await app.register(addressLimitsPlugin, rateLimit)
+
+    await app.register(databasePlugin, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
+    await app.register(authMetricsPlugin, { metrics: options.metrics })
+    await app.register(passwordHasherPlugin, { parameters: config.argon2 })
+    await app.register(usersPlugin)
+    await app.register(credentialsPlugin)
+
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
-    await app.register(signingKeys, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
-    await app.register(accessTokens, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
-    verify = app.accessTokens.verify
-
-    await app.register(sessions, {
+    await app.register(signingKeysPlugin, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
+    await app.register(accessTokensPlugin, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
+    await app.register(sessionsPlugin, {
       idleTtlSeconds: config.refreshIdleTtlSeconds,
       maxTtlSeconds: config.sessionMaxTtlSeconds,
       graceSeconds: config.refreshGraceSeconds,
-      successorKey: deriveKey(masterSecret, 'refresh-token-successor'),
-      pruneIntervalSeconds: options.pruneIntervalSeconds ?? 600,
-      pruneRetentionSeconds: 86_400
+      successorKey: deriveKey(masterSecret, 'refresh-token-successor')
     })
-    isLive = app.sessions.isLive
-    await app.register(refreshCookie, {
+    await app.register(requireUserPlugin, { verify: app.accessTokens.verify, isLive: app.sessions.isLive })
+    await app.register(refreshCookiesPlugin, {
       prefix,
       secure: config.cookieSecure,
       sameSite: config.cookieSameSite,
       allowedOrigins: [...config.corsOrigins, new URL(config.issuer).origin]
     })
-    await app.register(cors, { origins: config.corsOrigins })
-    await app.register(serviceClients, { clients: config.serviceClients })
+    await app.register(serviceClientsPlugin, { clients: config.serviceClients })
 
     // Federated sign-in (OpenID Connect): discovery runs in the background, so a provider that is down never stops start-up.
-    const pruning = { pruneIntervalSeconds: options.pruneIntervalSeconds ?? 600, pruneRetentionSeconds: 3_600 }
-    await app.register(oidcProviders, { providers: config.oidcProviders, retrySeconds: 30, timeoutSeconds: 5 })
-    await app.register(oidcTransactions, { ttlSeconds: 600, key: deriveKey(masterSecret, 'oidc-transaction'), ...pruning })
-    await app.register(loginCodes, { ttlSeconds: 60, ...pruning })
-    await app.register(identities)
+    await app.register(oidcProvidersPlugin, { providers: config.oidcProviders })
+    await app.register(oidcTransactionsPlugin, { key: deriveKey(masterSecret, 'oidc-transaction') })
+    await app.register(loginCodesPlugin)
+    await app.register(identitiesPlugin)
+    await app.register(pruningPlugin, { intervalSeconds: options.pruneIntervalSeconds ?? PRUNE_INTERVAL_SECONDS })
 
-    await app.register(async routes => {
-      routes.setNotFoundHandler(notFoundHandler)
-      await routes.register(authRoutes)
-    }, { prefix })
-    const keys = app.signingKeys as Partial<KeyStore>
-    const store = (): KeyStore => {
-      if (keys.maintain === undefined) throw new Error('signing keys were given in options: they do not rotate')
-      return keys as KeyStore
-    }
-    handle = {
-      users: app.users,
-      sessions: app.sessions,
-      signingKeys: app.signingKeys,
-      maintainKeys: async () => { await keys.maintain?.() },
-      rotateKeys: () => store().rotate(),
-      issueAccessToken: subject => app.accessTokens.issue(subject),
-      revokeKey: kid => store().revoke(kid)
-    }
-    await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, authPrefix: prefix })
-    await app.register(healthRoutes)
-    // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
-    if (config.metricsToken !== undefined && config.metricsPort === undefined) {
-      await app.register(metricsRoute, { metrics: app.authMetrics, token: config.metricsToken })
-    }
+    await app.register(routes, {
+      authPrefix: prefix,
+      jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
+      // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
+      metrics: config.metricsToken !== undefined && config.metricsPort === undefined ? { metrics: app.authMetrics, token: config.metricsToken } : undefined
+    })
+
+    // The host's own routes get the guards and the handle once what they use exists.
+    host.decorate('requireUser', app.requireUser)
+    host.decorate('requireLiveUser', app.requireLiveUser)
+    host.decorate('latchkey', createHandle(app))
   })
-  host.decorate('latchkey', handle!)
 }, { name: 'latchkey', fastify: '5.x' })
 
 export default latchkey

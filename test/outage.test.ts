@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import type { Env } from '../src/config/index.js'
-import { hashRefreshToken } from '../src/lib/opaque-token.js'
+import { hashOpaqueToken } from '../src/lib/opaque-token.js'
 import { ManualClock, PASSWORD, testConfig, testSigningKey, uniqueEmail } from './helper.js'
 import { startDedicatedPostgres, type DedicatedPostgres } from './dedicated-postgres.js'
 
@@ -173,7 +173,7 @@ t.test('Postgres stopped mid-stream of rotations: 503 within a second, recovery 
 
     const tokens = await tokensOf(postgres.url, account.sessionId)
     t.equal(tokens.length, succeeded + 2, 'one row per rotation that was answered, plus the interrupted one, once')
-    t.same(tokens.filter(token => !token.rotated).map(token => token.hash), [hashRefreshToken(successor)], 'the current token is the one the client holds')
+    t.same(tokens.filter(token => !token.rotated).map(token => token.hash), [hashOpaqueToken(successor)], 'the current token is the one the client holds')
   }
   t.same(await brokenRotations(postgres.url), { rotated_without_successor: 0, successor_without_rotated_parent: 0, live_session_without_one_current_token: 0 })
 })

@@ -1,37 +1,37 @@
-import type { FastifyInstance } from 'fastify'
+import type { Clock } from '../lib/clock.js'
 import type { Database, Statement } from './client.js'
 
-export interface PruneSchedule {
-  /** How often the job runs; 0 turns it off. */
-  pruneIntervalSeconds: number
-  /** How long dead rows are kept before the job deletes them. */
-  pruneRetentionSeconds: number
-}
-
-const BATCH = 500
+/** Rows one prune statement deletes at most: it is the statement's `limit`, so no statement holds many locks. */
+export const PRUNE_BATCH = 500
 
 /**
- * Runs a bounded delete (`$1` is the cutoff, at most 500 rows, `returning`
- * one column per row) until it deletes fewer than a batch: no statement holds
- * many locks, however much piled up.
+ * Runs a bounded delete (`$1` the cutoff, `$2` its `limit`, `returning` one
+ * column per row) until it deletes fewer than a batch, however much piled up.
  */
-export async function pruneInBatches (database: Database, statement: Statement, cutoff: Date): Promise<number> {
+export async function pruneInBatches (database: Database, statement: Statement, cutoff: Date, batchSize = PRUNE_BATCH): Promise<number> {
   let total = 0
   for (;;) {
-    const deleted = (await database.query(statement, [cutoff])).length
+    const deleted = (await database.query(statement, [cutoff, batchSize])).length
     total += deleted
-    if (deleted < BATCH) return total
+    if (deleted < batchSize) return total
   }
 }
 
-/** Calls `prune` every interval until the app closes; failures are logged, never thrown. */
-export function prunePeriodically (app: FastifyInstance, what: string, schedule: PruneSchedule, prune: (retentionSeconds: number) => Promise<number>): void {
-  if (schedule.pruneIntervalSeconds <= 0) return
-  const timer = setInterval(() => {
-    prune(schedule.pruneRetentionSeconds)
-      .then(count => { if (count > 0) app.log.info({ count }, `pruned ${what}`) })
-      .catch((error: Error) => app.log.warn({ err: error }, `pruning ${what} failed`))
-  }, schedule.pruneIntervalSeconds * 1000)
-  timer.unref()
-  app.addHook('onClose', async () => { clearInterval(timer) })
+/**
+ * The prune statement of a table whose rows carry `expires_at`: `$1` the
+ * cutoff, `$2` the batch. SKIP LOCKED: several instances prune side by side
+ * without waiting on each other.
+ */
+export function pruneExpiredStatement (name: string, table: string, key: string): Statement {
+  return {
+    name,
+    text: `delete from ${table} where ${key} in (
+      select ${key} from ${table} where expires_at < $1 limit $2 for update skip locked
+    ) returning 1`
+  }
+}
+
+/** A table owner's `prune(retentionSeconds)`: deletes what died longer ago than that, by `clock`'s time. */
+export function pruner (database: Database, statement: Statement, clock: Clock): (retentionSeconds: number, batchSize?: number) => Promise<number> {
+  return (retentionSeconds, batchSize) => pruneInBatches(database, statement, new Date(clock.now() - retentionSeconds * 1000), batchSize)
 }

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
-import type { Database, Statement } from '../db/index.js'
+import { isUniqueViolation, type Database, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
+import { isUuid } from '../lib/uuid.js'
 import type { User } from '../users/index.js'
 import type { ProviderClaims } from './oidc-providers.js'
 
@@ -38,7 +39,7 @@ export interface Identities {
   unlink(userId: string, id: string): Promise<'unlinked' | 'not_found' | 'last_method'>
 }
 
-interface UserRow { id: string, email: string, name: string | null, created_at: Date, disabled_at: Date | null }
+interface IdentityUserRow { id: string, email: string, name: string | null, created_at: Date, disabled_at: Date | null }
 
 const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at, u.disabled_at'
 
@@ -100,15 +101,9 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const UNIQUE_VIOLATION = '23505'
 
-function toUser (row: UserRow): User {
+function toUser (row: IdentityUserRow): User {
   return { id: row.id, email: row.email, name: row.name, createdAt: row.created_at, disabledAt: row.disabled_at }
-}
-
-function isUniqueViolation (error: unknown): boolean {
-  return (error as { code?: unknown }).code === UNIQUE_VIOLATION
 }
 
 export function createIdentities (database: Database, clock: Clock): Identities {
@@ -118,19 +113,19 @@ export function createIdentities (database: Database, clock: Clock): Identities 
   async function attempt ({ provider, linkVerifiedEmail }: SignInPolicy, claims: ProviderClaims): Promise<SignIn> {
     const now = new Date(clock.now())
     const email = claims.email !== undefined && isEmail(claims.email) ? normaliseEmail(claims.email) : undefined
-    const [known] = await database.query<UserRow>(statements.touch, [provider, claims.subject, now, email ?? null])
+    const [known] = await database.query<IdentityUserRow>(statements.touch, [provider, claims.subject, now, email ?? null])
     if (known !== undefined) return signedIn(toUser(known), 'returning')
 
     if (email === undefined) return { status: 'refused', reason: 'email_missing' }
     // An unverified address neither links nor creates: either would let whoever typed it take over its real owner's account.
     if (!claims.emailVerified) return { status: 'refused', reason: 'email_unverified' }
-    const [existing] = await database.query<UserRow>(statements.userByEmail, [emailKey(email)])
+    const [existing] = await database.query<IdentityUserRow>(statements.userByEmail, [emailKey(email)])
     if (existing !== undefined) {
       if (!linkVerifiedEmail) return { status: 'refused', reason: 'email_not_linkable' }
       await database.query(statements.link, [existing.id, provider, claims.subject, email, now])
       return signedIn(toUser(existing), 'linked')
     }
-    const [created] = await database.query<UserRow>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
+    const [created] = await database.query<IdentityUserRow>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
     return signedIn(toUser(created!), 'created')
   }
 
@@ -151,7 +146,7 @@ export function createIdentities (database: Database, clock: Clock): Identities 
     },
 
     async unlink (userId, id) {
-      if (!UUID.test(id)) return 'not_found'
+      if (!isUuid(id)) return 'not_found'
       if ((await database.query(statements.unlink, [id, userId])).length > 0) return 'unlinked'
       return (await database.query(statements.owned, [id, userId])).length > 0 ? 'last_method' : 'not_found'
     }

@@ -1,9 +1,8 @@
 import fp from 'fastify-plugin'
-import type { Database, Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { s256Challenge } from '../lib/pkce.js'
-import { hashRefreshToken as sha256, looksLikeRefreshToken as looksLikeCode, newRefreshToken as newCode } from '../lib/opaque-token.js'
-import { prunePeriodically, pruneInBatches, type PruneSchedule } from '../db/index.js'
+import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
+import { pruneExpiredStatement, pruner, type Database, type Statement } from '../db/index.js'
 
 export interface LoginCodeIssue {
   userId: string
@@ -29,7 +28,8 @@ export interface LoginCodes {
   bindSession(hash: Buffer, sessionId: string): Promise<void>
   /** The session started by a code that was already redeemed, when the same app presents it again. */
   sessionOfReplay(code: string, verifier: string): Promise<{ sessionId: string, userId: string } | undefined>
-  prune(retentionSeconds: number): Promise<number>
+  /** Deletes codes expired for longer than `retentionSeconds`, a bounded batch at a time. */
+  prune(retentionSeconds: number, batchSize?: number): Promise<number>
 }
 
 const statements = {
@@ -54,24 +54,21 @@ const statements = {
     text: `select c.session_id, s.user_id from login_codes c join sessions s on s.id = c.session_id
     where c.hash = $1 and c.code_challenge = $2 and c.used_at is not null`
   },
-  prune: {
-    name: 'latchkey_login_code_prune',
-    text: 'delete from login_codes where hash in (select hash from login_codes where expires_at < $1 limit 500) returning 1'
-  }
+  prune: pruneExpiredStatement('latchkey_login_code_prune', 'login_codes', 'hash')
 } satisfies Record<string, Statement>
 
 export function createLoginCodes (database: Database, clock: Clock, ttlSeconds: number): LoginCodes {
   return {
     async issue ({ userId, redirectUri, codeChallenge }) {
       const now = clock.now()
-      const code = newCode()
-      await database.query(statements.issue, [sha256(code), userId, redirectUri, codeChallenge, new Date(now), new Date(now + ttlSeconds * 1000)])
+      const code = newOpaqueToken()
+      await database.query(statements.issue, [hashOpaqueToken(code), userId, redirectUri, codeChallenge, new Date(now), new Date(now + ttlSeconds * 1000)])
       return code
     },
 
     async redeem (code, verifier, redirectUri) {
-      if (!looksLikeCode(code)) return undefined
-      const hash = sha256(code)
+      if (!isOpaqueToken(code)) return undefined
+      const hash = hashOpaqueToken(code)
       const [row] = await database.query<{ user_id: string }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
       return row === undefined ? undefined : { userId: row.user_id, hash }
     },
@@ -81,14 +78,12 @@ export function createLoginCodes (database: Database, clock: Clock, ttlSeconds: 
     },
 
     async sessionOfReplay (code, verifier) {
-      if (!looksLikeCode(code)) return undefined
-      const [row] = await database.query<{ session_id: string, user_id: string }>(statements.replay, [sha256(code), s256Challenge(verifier)])
+      if (!isOpaqueToken(code)) return undefined
+      const [row] = await database.query<{ session_id: string, user_id: string }>(statements.replay, [hashOpaqueToken(code), s256Challenge(verifier)])
       return row === undefined ? undefined : { sessionId: row.session_id, userId: row.user_id }
     },
 
-    async prune (retentionSeconds) {
-      return pruneInBatches(database, statements.prune, new Date(clock.now() - retentionSeconds * 1000))
-    }
+    prune: pruner(database, statements.prune, clock)
   }
 }
 
@@ -98,8 +93,9 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ ttlSeconds: number } & PruneSchedule>(async (app, options) => {
-  const codes = createLoginCodes(app.database, app.clock, options.ttlSeconds)
-  app.decorate('loginCodes', codes)
-  prunePeriodically(app, 'expired login codes', options, codes.prune)
+/** RFC 6749 §4.1.2: a code lives briefly; the app redeems it the moment its redirect URI receives it. */
+const LOGIN_CODE_TTL_SECONDS = 60
+
+export default fp(async app => {
+  app.decorate('loginCodes', createLoginCodes(app.database, app.clock, LOGIN_CODE_TTL_SECONDS))
 }, { name: 'login-codes', dependencies: ['database'] })

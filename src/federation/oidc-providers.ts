@@ -60,10 +60,13 @@ export interface OidcProvidersSettings {
   timeoutSeconds: number
 }
 
+/** A provider that was down at start-up is asked again this often; no request to it may take longer than the timeout. */
+const PROVIDER_DEFAULTS = { retrySeconds: 30, timeoutSeconds: 5 } as const
+
 /** RFC 6749 §4.1.2.1 error codes are printable ASCII without quote or backslash. */
 const ERROR_CODE = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/
 
-function classify (client: typeof OpenIdClient, error: unknown): FederationError {
+function toFederationError (client: typeof OpenIdClient, error: unknown): FederationError {
   if (error instanceof FederationError) return error
   if (error instanceof client.AuthorizationResponseError) {
     return new FederationError('provider_error', 'the provider answered with an error', ERROR_CODE.test(error.error) ? error.error : 'server_error')
@@ -111,7 +114,7 @@ function createProvider (client: typeof OpenIdClient, settings: OidcProviderConf
       return config
     }, (error: unknown) => {
       failedAt = clock.now()
-      const failure = classify(client, error)
+      const failure = toFederationError(client, error)
       log.warn({ provider: settings.name, reason: failure.message }, 'OpenID provider discovery failed')
       throw failure.reason === 'unavailable' ? failure : new FederationError('unavailable', `discovery failed: ${failure.message}`)
     }).finally(() => { pending = undefined })
@@ -148,7 +151,7 @@ function createProvider (client: typeof OpenIdClient, settings: OidcProviderConf
         // Providers that keep profile claims out of the ID token serve them here; `sub` must match (OIDC Core §5.3.4).
         return claimsFrom(await client.fetchUserInfo(config, tokens.access_token, idToken.sub), idToken.sub)
       } catch (error) {
-        throw classify(client, error)
+        throw toFederationError(client, error)
       }
     }
   }
@@ -168,6 +171,6 @@ declare module 'fastify' {
   }
 }
 
-export default fp<OidcProvidersSettings>(async (app, options) => {
-  app.decorate('oidcProviders', await createOidcProviders(options, app.clock, app.log))
+export default fp<Pick<OidcProvidersSettings, 'providers'> & Partial<OidcProvidersSettings>>(async (app, options) => {
+  app.decorate('oidcProviders', await createOidcProviders({ ...PROVIDER_DEFAULTS, ...options }, app.clock, app.log))
 }, { name: 'oidc-providers' })

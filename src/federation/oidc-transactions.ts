@@ -1,9 +1,8 @@
 import fp from 'fastify-plugin'
-import type { Database, Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
-import { prunePeriodically, pruneInBatches, type PruneSchedule } from '../db/index.js'
+import { pruneExpiredStatement, pruner, type Database, type Statement } from '../db/index.js'
 import { nonceFor, providerVerifierFor } from '../lib/oidc-state.js'
-import { hashRefreshToken as sha256, looksLikeRefreshToken as looksLikeState, newRefreshToken as newState } from '../lib/opaque-token.js'
+import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
 
 export interface TransactionStart {
   provider: string
@@ -33,7 +32,7 @@ export interface OidcTransactions {
   /** Takes the transaction named by `state`, once (RFC 6749 §10.12). */
   consume(provider: string, state: string): Promise<Consumed>
   /** Deletes transactions that expired more than `retentionSeconds` ago; answers how many. */
-  prune(retentionSeconds: number): Promise<number>
+  prune(retentionSeconds: number, batchSize?: number): Promise<number>
 }
 
 export interface OidcTransactionSettings {
@@ -59,26 +58,23 @@ const statements = {
     name: 'latchkey_oidc_transaction_spent',
     text: 'select redirect_uri, app_state from oidc_transactions where state_hash = $1 and provider = $2'
   },
-  prune: {
-    name: 'latchkey_oidc_transaction_prune',
-    text: 'delete from oidc_transactions where state_hash in (select state_hash from oidc_transactions where expires_at < $1 limit 500) returning 1'
-  }
+  prune: pruneExpiredStatement('latchkey_oidc_transaction_prune', 'oidc_transactions', 'state_hash')
 } satisfies Record<string, Statement>
 
 export function createOidcTransactions (database: Database, clock: Clock, settings: OidcTransactionSettings): OidcTransactions {
   return {
     async begin ({ provider, redirectUri, codeChallenge, appState }) {
       const now = clock.now()
-      const state = newState()
+      const state = newOpaqueToken()
       await database.query(statements.begin, [
-        sha256(state), provider, redirectUri, codeChallenge, appState ?? null, new Date(now), new Date(now + settings.ttlSeconds * 1000)
+        hashOpaqueToken(state), provider, redirectUri, codeChallenge, appState ?? null, new Date(now), new Date(now + settings.ttlSeconds * 1000)
       ])
       return { state, nonce: nonceFor(state, settings.key), verifier: providerVerifierFor(state, settings.key) }
     },
 
     async consume (provider, state) {
-      if (!looksLikeState(state)) return { status: 'unknown' }
-      const hash = sha256(state)
+      if (!isOpaqueToken(state)) return { status: 'unknown' }
+      const hash = hashOpaqueToken(state)
       const [row] = await database.query<{ redirect_uri: string, code_challenge: string, app_state: string | null }>(
         statements.consume, [hash, provider, new Date(clock.now())])
       if (row !== undefined) {
@@ -97,9 +93,7 @@ export function createOidcTransactions (database: Database, clock: Clock, settin
       return spent === undefined ? { status: 'unknown' } : { status: 'spent', redirectUri: spent.redirect_uri, appState: spent.app_state ?? undefined }
     },
 
-    async prune (retentionSeconds) {
-      return pruneInBatches(database, statements.prune, new Date(clock.now() - retentionSeconds * 1000))
-    }
+    prune: pruner(database, statements.prune, clock)
   }
 }
 
@@ -109,8 +103,9 @@ declare module 'fastify' {
   }
 }
 
-export default fp<OidcTransactionSettings & PruneSchedule>(async (app, settings) => {
-  const transactions = createOidcTransactions(app.database, app.clock, settings)
-  app.decorate('oidcTransactions', transactions)
-  prunePeriodically(app, 'expired sign-in transactions', settings, transactions.prune)
+/** How long a user may take at the provider between leaving and coming back. */
+const TRANSACTION_TTL_SECONDS = 600
+
+export default fp<Pick<OidcTransactionSettings, 'key'>>(async (app, { key }) => {
+  app.decorate('oidcTransactions', createOidcTransactions(app.database, app.clock, { key, ttlSeconds: TRANSACTION_TTL_SECONDS }))
 }, { name: 'oidc-transactions', dependencies: ['database'] })

@@ -4,16 +4,7 @@ import type { SessionGrant } from '../sessions/index.js'
 import type { User } from '../users/index.js'
 import type { TokenResponse } from '../schemas/auth.js'
 import { toUserBody, type UserBody } from '../schemas/user.js'
-
-/** preValidation: a request without a body is validated as `{}`. */
-export async function emptyBodyIsObject (request: FastifyRequest): Promise<void> {
-  request.body ??= {}
-}
-
-/** RFC 6749 §5.1: responses that carry tokens are never cached. */
-export function noStore (reply: FastifyReply): FastifyReply {
-  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-}
+import { noStore } from '../http/index.js'
 
 /**
  * A new session for a user who just proved who they are. Behind TRUST_PROXY
@@ -33,7 +24,7 @@ export function grantResponse (app: FastifyInstance, request: FastifyRequest, re
   const access = app.accessTokens.issue({ userId: grant.userId, sessionId: grant.sessionId, clientId: grant.clientId })
   noStore(reply)
   const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn }
-  if (app.refreshCookies.cookieMode(request)) {
+  if (request.authMode === 'cookie') {
     app.refreshCookies.set(reply, grant.refreshToken, grant.refreshExpiresIn)
   } else {
     response.refresh_token = grant.refreshToken

@@ -1,2 +1,2 @@
-export { emptyBodyIsObject, grantResponse, noStore, startSession, withUser } from './grants.js'
-export { redeemLoginCode } from './login-code-grant.js'
+export { grantResponse, startSession, withUser } from './grants.js'
+export { redeemLoginCode, type LoginCodeRedemption } from './login-code-grant.js'

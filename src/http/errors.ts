@@ -7,13 +7,13 @@ export interface Problem {
   title: string
   status: number
   detail?: string
-  code: string
+  code: ProblemCode
 }
 
 export class ProblemError extends Error {
   constructor (
     readonly statusCode: number,
-    readonly code: string,
+    readonly code: ProblemCode,
     readonly title: string,
     readonly detail?: string,
     readonly headers: Readonly<Record<string, string>> = {}
@@ -29,11 +29,21 @@ export class ProblemError extends Error {
   }
 }
 
-export function problemType (code: string): string {
+export function problemType (code: ProblemCode): string {
   return `https://latchkey.dev/problems/${code.replaceAll('_', '-')}`
 }
 
-const define = (statusCode: number, code: string, title: string) =>
+/** Every `code` a problem document can carry; clients branch on these (README, API reference). */
+export type ProblemCode =
+  | 'validation_failed' | 'invalid_redirect_uri' | 'invalid_state' | 'invalid_json' | 'bad_request'
+  | 'invalid_credentials' | 'authentication_required' | 'invalid_token' | 'token_expired' | 'refresh_token_reused' | 'session_revoked'
+  | 'origin_not_allowed' | 'account_disabled'
+  | 'not_found' | 'method_not_allowed'
+  | 'email_taken' | 'last_sign_in_method'
+  | 'payload_too_large' | 'unsupported_media_type' | 'rate_limited'
+  | 'internal_error' | 'service_unavailable'
+
+const define = (statusCode: number, code: ProblemCode, title: string) =>
   (detail?: string, headers?: Record<string, string>) => new ProblemError(statusCode, code, title, detail, headers)
 
 export const errors = {

@@ -15,6 +15,8 @@ export interface PublishedKey extends SigningKey {
 }
 
 export interface SigningKeys {
+  /** `static`: given by the embedding application, never rotated; `stored`: the database's, rotated on a schedule. */
+  readonly kind: 'static' | 'stored'
   /** The key that signs new access tokens. */
   current(): SigningKey
   /** Every key whose tokens may be in circulation, or that will sign soon. */
@@ -55,18 +57,23 @@ export function publicationLeadMs (settings: KeyScheduleSettings): number {
   return (settings.jwksMaxAgeSeconds + settings.reloadSeconds) * 1000
 }
 
+export interface StaticSigningKeys extends SigningKeys {
+  readonly kind: 'static'
+}
+
 /** Keys given by the embedding application: the first signs, none rotate. */
-export function createStaticSigningKeys (keys: readonly SigningKey[]): SigningKeys {
+export function createStaticSigningKeys (keys: readonly SigningKey[]): StaticSigningKeys {
   const current = keys[0]
   if (current === undefined) throw new Error('at least one signing key is required')
   const jwks = { keys: keys.map(key => key.publicJwk) }
-  return { current: () => current, published: () => keys, jwks: () => jwks, version: () => 0 }
+  return { kind: 'static', current: () => current, published: () => keys, jwks: () => jwks, version: () => 0 }
 }
 
 // One lock id for key maintenance across every instance on this database.
 const MAINTENANCE_LOCK = sql`select pg_advisory_xact_lock(4242001)`
 
 export interface KeyStore extends SigningKeys {
+  readonly kind: 'stored'
   /** Bootstraps, schedules, promotes and drops keys as their times come; then reloads. */
   maintain(): Promise<void>
   /** Re-reads the published set from the database. */
@@ -160,6 +167,7 @@ export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSetti
   }
 
   return {
+    kind: 'stored',
     current () {
       if (current === undefined) throw new Error('no current signing key: run maintain() first')
       return current
@@ -196,7 +204,7 @@ export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSetti
 
 declare module 'fastify' {
   interface FastifyInstance {
-    signingKeys: SigningKeys
+    signingKeys: StaticSigningKeys | KeyStore
   }
 }
 

@@ -14,6 +14,11 @@ const LEEWAY_SECONDS = 30
 
 export const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'iat', 'exp', 'jti', 'sid', 'client_id'] as const
 
+/** RFC 7519 §7.2: a JWS compact serialisation has three parts; opaque tokens have none. */
+export function looksLikeJwt (token: string): boolean {
+  return token.split('.').length === 3
+}
+
 export interface AccessTokenClaims {
   iss: string
   sub: string
@@ -84,7 +89,7 @@ export class AccessTokenError extends Error {
   }
 }
 
-export interface VerifierOptions {
+export interface AccessTokenVerifierOptions {
   issuer: string
   audience: string
   clock: Clock
@@ -108,7 +113,7 @@ export class AccessTokenVerifier {
   readonly #verified = new Map<string, AccessTokenClaims>()
   readonly #cacheSize: number
 
-  constructor (private readonly options: VerifierOptions, keys: Iterable<KeyForVerifying> = []) {
+  constructor (private readonly options: AccessTokenVerifierOptions, keys: Iterable<KeyForVerifying> = []) {
     this.#cacheSize = options.cacheSize ?? 1000
     this.setKeys(keys)
   }

@@ -1,5 +1,5 @@
 /**
- * CONTRACT.md, Users: emails are trimmed and Unicode-NFC-normalised for display,
+ * README, API reference: emails are trimmed and Unicode-NFC-normalised for display,
  * and compared case-insensitively through a lookup key.
  */
 export function normaliseEmail (email: string): string {

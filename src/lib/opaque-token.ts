@@ -1,11 +1,23 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 
-/** 256 bits, base64url: 43 characters. */
+/**
+ * Opaque tokens: refresh tokens, login codes and sign-in states. Each is 256
+ * bits from the CSPRNG (RFC 9700 §4.14), base64url: 43 characters, and is
+ * stored only as its SHA-256.
+ */
 const TOKEN = /^[A-Za-z0-9_-]{43}$/
 
-/** The first token of a session: 256 bits from the CSPRNG (RFC 9700 §4.14). */
-export function newRefreshToken (): string {
+export function newOpaqueToken (): string {
   return randomBytes(32).toString('base64url')
+}
+
+/** Tokens have 256 bits of entropy, so one unsalted SHA-256 is enough to store them. */
+export function hashOpaqueToken (token: string): Buffer {
+  return createHash('sha256').update(token).digest()
+}
+
+export function isOpaqueToken (value: string): boolean {
+  return TOKEN.test(value)
 }
 
 /**
@@ -17,13 +29,4 @@ export function newRefreshToken (): string {
  */
 export function successorOf (parent: string, secret: Buffer): string {
   return createHmac('sha256', secret).update(parent).digest('base64url')
-}
-
-/** Tokens have 256 bits of entropy, so one unsalted SHA-256 is enough to store them. */
-export function hashRefreshToken (token: string): Buffer {
-  return createHash('sha256').update(token).digest()
-}
-
-export function looksLikeRefreshToken (value: string): boolean {
-  return TOKEN.test(value)
 }

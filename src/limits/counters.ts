@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../lib/clock.js'
 import { LocalWindowCounter, type WindowCount } from './store/local.js'
+import { openRedis, RedisWindowCounter } from './store/redis.js'
 
 /**
  * Fixed-window counters for the rate limits, shared by every instance through
@@ -19,28 +20,6 @@ export interface Counters {
   close(): Promise<void>
 }
 
-// The window opens at the first hit and is timed by the app's clock (ARGV[1]),
-// so every instance agrees on it and tests move it; PEXPIRE only frees memory.
-const HIT = `
-local start = redis.call('HGET', KEYS[1], 'start')
-if start and tonumber(start) + tonumber(ARGV[2]) > tonumber(ARGV[1]) then
-  return {redis.call('HINCRBY', KEYS[1], 'count', 1), start}
-end
-redis.call('HSET', KEYS[1], 'start', ARGV[1], 'count', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, ARGV[1]}`
-
-const UNDO = `
-if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then
-  return redis.call('HINCRBY', KEYS[1], 'count', -1)
-end
-return -1`
-
-interface CounterScripts {
-  latchkeyHit(key: string, now: number, windowMs: number): Promise<[number, string]>
-  latchkeyUndo(key: string, windowStart: number): Promise<number>
-}
-
 /**
  * Counters in Redis while it answers, in this process while it does not: a
  * login must never fail because the limiter's store is down. Each switch is
@@ -49,7 +28,7 @@ interface CounterScripts {
  */
 export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Redis, keyPrefix = ''): Counters {
   const local = new LocalWindowCounter()
-  const scripts = redis as (Redis & CounterScripts) | undefined
+  const shared = redis === undefined ? undefined : new RedisWindowCounter(redis, keyPrefix)
   let onRedis = true
 
   const fallBack = (error?: unknown) => {
@@ -63,8 +42,6 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
     log.info({ event: 'rate_limit_store', store: 'redis' }, 'Redis is back: rate limits are shared again')
   }
   if (redis !== undefined) {
-    redis.defineCommand('latchkeyHit', { numberOfKeys: 1, lua: HIT })
-    redis.defineCommand('latchkeyUndo', { numberOfKeys: 1, lua: UNDO })
     redis.on('ready', backOnRedis)
     redis.on('close', () => fallBack())
     // Reported by 'close' and by failed commands; without a listener ioredis prints every reconnect failure.
@@ -75,16 +52,15 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
   return {
     async hit (key, windowMs) {
       const now = clock.now()
-      if (scripts?.status === 'ready') {
+      if (shared?.ready === true) {
         try {
-          const [count, start] = await scripts.latchkeyHit(keyPrefix + key, now, windowMs)
+          const count = await shared.hit(key, windowMs, now)
           backOnRedis()
-          const windowStart = Number(start)
-          return { count, windowStart, resetAt: windowStart + windowMs }
+          return count
         } catch (error) {
           fallBack(error)
         }
-      } else if (scripts !== undefined) {
+      } else if (shared !== undefined) {
         fallBack()
       }
       return local.hit(key, windowMs, now)
@@ -92,7 +68,7 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
     async undo (key, windowStart) {
       // The hit may have been counted on either side of a switch; a window that is not open is left alone.
       local.undo(key, windowStart)
-      if (scripts?.status === 'ready') await scripts.latchkeyUndo(keyPrefix + key, windowStart).catch(fallBack)
+      if (shared?.ready === true) await shared.undo(key, windowStart).catch(fallBack)
     },
     async close () {
       // A shutdown is not an outage: nothing to report.
@@ -100,25 +76,6 @@ export function createCounters (clock: Clock, log: FastifyBaseLogger, redis?: Re
       redis?.disconnect()
     }
   }
-}
-
-/**
- * Opens a client that fails fast while Redis is away and keeps reconnecting at most a second apart.
- * The client library is loaded only here: without REDIS_URL it never takes memory.
- */
-export async function openRedis (url: string): Promise<Redis> {
-  const { Redis } = await import('ioredis')
-  const client = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: 500,
-    connectTimeout: 1_000,
-    retryStrategy: attempt => Math.min(attempt * 100, 1_000)
-  })
-  // Listened to before the first connect: a Redis down at start-up is reported once, by the fallback, not printed by ioredis.
-  client.on('error', () => {})
-  return client
 }
 
 declare module 'fastify' {

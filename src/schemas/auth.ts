@@ -7,7 +7,7 @@ const Password = Type.String({ minLength: 1, maxLength: 1024 })
 /** Text that is stored: no control characters (Postgres refuses NUL outright) and no lone surrogates. */
 const StoredText = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\p{Cc}\\p{Cs}]*$' })
 
-/** CONTRACT.md, cookie mode: a custom header forces a CORS preflight, so another site cannot ride the cookie. */
+/** README, Cookie mode for SPAs: a custom header forces a CORS preflight, so another site cannot ride the cookie. */
 export const AuthModeHeadersSchema = Type.Object({
   'x-auth-mode': Type.Optional(Type.String({ description: '`cookie`: the refresh token travels as the HttpOnly `latchkey_refresh` cookie, never in a body', examples: ['cookie'] }))
 })
@@ -17,12 +17,10 @@ export const RegisterBodySchema = Type.Object({
   password: Password,
   name: Type.Optional(StoredText(200))
 })
-export type RegisterBody = Static<typeof RegisterBodySchema>
 
 export const LoginBodySchema = Type.Object({ email: Email, password: Password })
-export type LoginBody = Static<typeof LoginBodySchema>
 
-/** Headers of every answer that carries tokens (RFC 6749 §5.1; cookie mode in CONTRACT.md). */
+/** Headers of every answer that carries tokens (RFC 6749 §5.1; README, Cookie mode for SPAs). */
 const TokenResponseHeaders = {
   'Cache-Control': Type.Literal('no-store', { description: 'Tokens are never cached (RFC 6749 §5.1)' }),
   'Set-Cookie': Type.String({ description: 'Cookie mode only (`X-Auth-Mode: cookie`): the refresh token as the HttpOnly `latchkey_refresh` cookie' })
@@ -39,7 +37,6 @@ export const TokenResponseSchema = Type.Object({
 export type TokenResponse = Static<typeof TokenResponseSchema>
 
 export const AuthResponseSchema = Type.Object({ ...TokenResponseSchema.properties, user: UserSchema }, { headers: TokenResponseHeaders })
-export type AuthResponse = Static<typeof AuthResponseSchema>
 
 /** RFC 6749 §4.1.3, §4.3.2 and §6: every parameter is a string; which ones a grant needs is checked by the route. */
 export const TokenRequestSchema = Type.Object({
@@ -54,7 +51,6 @@ export const TokenRequestSchema = Type.Object({
   code_verifier: Type.Optional(Type.String({ maxLength: 128 })),
   redirect_uri: Type.Optional(Type.String({ maxLength: 2048 }))
 })
-export type TokenRequest = Static<typeof TokenRequestSchema>
 
 export const RefreshBodySchema = Type.Object({
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 512 }))

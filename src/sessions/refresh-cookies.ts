@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import cookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../http/index.js'
 
@@ -14,14 +13,18 @@ export interface RefreshCookieSettings {
   allowedOrigins: readonly string[]
 }
 
+/** Where a request's refresh token travels: in JSON bodies, or in the HttpOnly cookie. */
+export type AuthMode = 'body' | 'cookie'
+
 export interface RefreshCookies {
   /**
-   * Whether this request asked for cookie mode (`X-Auth-Mode: cookie`). A
-   * custom header forces a CORS preflight, and a present `Origin` must be
-   * allowed, so another site can neither read nor ride the cookie (OWASP CSRF
-   * Prevention Cheat Sheet: custom request headers, origin verification).
+   * preHandler of the routes that issue or take refresh tokens: decides the
+   * request's `authMode` once. Cookie mode is asked for with `X-Auth-Mode:
+   * cookie`; a custom header forces a CORS preflight, and a present `Origin`
+   * must be allowed, so another site can neither read nor ride the cookie
+   * (OWASP CSRF Prevention Cheat Sheet: custom request headers, origin verification).
    */
-  cookieMode(request: FastifyRequest): boolean
+  decideMode(request: FastifyRequest): Promise<void>
   /** The refresh token from the cookie, honoured only in cookie mode. */
   read(request: FastifyRequest): string | undefined
   set(reply: FastifyReply, token: string, maxAgeSeconds: number): void
@@ -33,16 +36,14 @@ export function createRefreshCookies (settings: RefreshCookieSettings): RefreshC
   const allowed = new Set(settings.allowedOrigins)
   const attributes = { httpOnly: true, secure: settings.secure, sameSite: settings.sameSite } as const
 
-  const cookieMode = (request: FastifyRequest): boolean => {
-    if (request.headers['x-auth-mode'] !== 'cookie') return false
-    const origin = request.headers.origin
-    if (origin !== undefined && !allowed.has(origin)) throw errors.originNotAllowed(`Cookie mode is not allowed from ${origin.slice(0, 200)}`)
-    return true
-  }
-
   return {
-    cookieMode,
-    read: request => (cookieMode(request) ? request.cookies[REFRESH_COOKIE] : undefined),
+    async decideMode (request) {
+      if (request.headers['x-auth-mode'] !== 'cookie') return
+      const origin = request.headers.origin
+      if (origin !== undefined && !allowed.has(origin)) throw errors.originNotAllowed(`Cookie mode is not allowed from ${origin.slice(0, 200)}`)
+      request.authMode = 'cookie'
+    },
+    read: request => (request.authMode === 'cookie' ? request.cookies[REFRESH_COOKIE] : undefined),
     set (reply, token, maxAgeSeconds) {
       for (const path of paths) reply.setCookie(REFRESH_COOKIE, token, { ...attributes, path, maxAge: maxAgeSeconds })
     },
@@ -56,9 +57,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     refreshCookies: RefreshCookies
   }
+  interface FastifyRequest {
+    /** Set by `refreshCookies.decideMode` on the routes that use it; 'body' everywhere else. */
+    authMode: AuthMode
+  }
 }
 
 export default fp<RefreshCookieSettings>(async (app, settings) => {
-  await app.register(cookie, { parseOptions: {} })
+  app.decorateRequest('authMode', 'body')
   app.decorate('refreshCookies', createRefreshCookies(settings))
-}, { name: 'refresh-cookie' })
+}, { name: 'refresh-cookies', dependencies: ['cookie'] })

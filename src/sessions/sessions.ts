@@ -1,9 +1,11 @@
 import fp from 'fastify-plugin'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Database, Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
-import { hashRefreshToken, looksLikeRefreshToken, newRefreshToken, successorOf } from '../lib/opaque-token.js'
+import { isUuid } from '../lib/uuid.js'
+import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
 import { errors } from '../http/index.js'
-import { prunePeriodically, type PruneSchedule } from '../db/index.js'
+import { pruner } from '../db/index.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -49,13 +51,10 @@ export interface RefreshTokenInfo {
   expiresAt: Date
 }
 
-/** Reported to whoever watches: a rotated token came back after the grace window. */
-export type ReuseListener = (event: { sessionId: string, userId: string }) => void
-
 export interface Sessions {
   start(start: SessionStart): Promise<SessionGrant>
   /** Rotates a refresh token (RFC 9700 §4.14.2); throws the contract's 401 problems. */
-  refresh(token: string, onReuse?: ReuseListener): Promise<SessionGrant>
+  refresh(token: string): Promise<SessionGrant>
   /** The session a refresh token belongs to, revoked; false when there was nothing to revoke. */
   revokeByRefreshToken(token: string, reason: RevokeReason): Promise<boolean>
   /** Revokes one live session of this user; false when no such session is live. */
@@ -66,8 +65,8 @@ export interface Sessions {
   isLive(sessionId: string): Promise<boolean>
   /** The live, unrotated refresh token's session; undefined for anything else. */
   inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
-  /** Deletes sessions dead for longer than `retentionSeconds`, at most `batchSize` per call. */
-  prune(batchSize: number, retentionSeconds: number): Promise<number>
+  /** Deletes sessions dead for longer than `retentionSeconds`, a bounded batch at a time. */
+  prune(retentionSeconds: number, batchSize?: number): Promise<number>
 }
 
 const statements = {
@@ -84,7 +83,7 @@ const statements = {
   },
   // One statement, so of any number of concurrent rotations of one token exactly
   // one sees rotated_at null: the row lock serialises them and the loser re-checks
-  // the condition (EvalPlanQual). Zero rows is the signal; see classify.
+  // the condition (EvalPlanQual). Zero rows is the signal; see explainMiss.
   rotate: {
     name: 'latchkey_refresh_rotate',
     text: `with parent as (
@@ -103,8 +102,8 @@ const statements = {
     )
     select id, user_id, client_id, idle_expires_at from live`
   },
-  classify: {
-    name: 'latchkey_refresh_classify',
+  explain: {
+    name: 'latchkey_refresh_explain',
     text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
     from refresh_tokens t join sessions s on s.id = t.session_id
     where t.hash = $1`
@@ -160,7 +159,7 @@ const statements = {
 } satisfies Record<string, Statement>
 
 interface RotatedRow { id: string, user_id: string, client_id: string, idle_expires_at: Date }
-interface ClassifiedRow {
+interface MissedRow {
   rotated_at: Date | null
   id: string
   user_id: string
@@ -169,8 +168,6 @@ interface ClassifiedRow {
   idle_expires_at: Date
   absolute_expires_at: Date
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * Sessions recently seen live, so that a route which must honour logout does
@@ -181,14 +178,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const LIVE_CACHE_MS = 1_000
 const LIVE_CACHE_MAX = 10_000
 
-export function createSessions (database: Database, clock: Clock, settings: SessionSettings): Sessions {
+export function createSessions (database: Database, clock: Clock, settings: SessionSettings, log: Pick<FastifyBaseLogger, 'warn'>): Sessions {
   const recentlyLive = new Map<string, number>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
 
   /** Why a rotation found nothing to rotate: unknown, dead session, a retry inside the window, or reuse. */
-  async function classify (token: string, hash: Buffer, now: number, onReuse?: ReuseListener): Promise<SessionGrant> {
-    const [row] = await database.query<ClassifiedRow>(statements.classify, [hash])
+  async function explainMiss (token: string, hash: Buffer, now: number): Promise<SessionGrant> {
+    const [row] = await database.query<MissedRow>(statements.explain, [hash])
     if (row === undefined) throw errors.invalidRefreshToken()
     if (row.revoked_at !== null) throw errors.sessionRevoked()
     if (row.idle_expires_at.getTime() <= now || row.absolute_expires_at.getTime() <= now) throw errors.tokenExpired('The session has expired')
@@ -206,7 +203,8 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     }
     // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
     revoked(await database.query(statements.revokeByToken, [hash, new Date(now), 'refresh_token_reused']))
-    onReuse?.({ sessionId: row.id, userId: row.user_id })
+    // An attack signal: say so, with who and which session, never the token.
+    log.warn({ event: 'refresh_token_reused', sessionId: row.id, userId: row.user_id }, 'refresh token reused: session revoked')
     throw errors.refreshTokenReused()
   }
 
@@ -215,23 +213,23 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       const now = clock.now()
       const absolute = now + settings.maxTtlSeconds * 1000
       const idle = Math.min(now + settings.idleTtlSeconds * 1000, absolute)
-      const refreshToken = newRefreshToken()
+      const refreshToken = newOpaqueToken()
       const [row] = await database.query<{ session_id: string }>(statements.start, [
         userId, clientId, new Date(now), new Date(idle), new Date(absolute),
-        userAgent?.slice(0, 512) ?? null, ip ?? null, hashRefreshToken(refreshToken)
+        userAgent?.slice(0, 512) ?? null, ip ?? null, hashOpaqueToken(refreshToken)
       ])
       return { sessionId: row!.session_id, userId, clientId, refreshToken, refreshExpiresIn: Math.floor((idle - now) / 1000) }
     },
 
-    async refresh (token, onReuse) {
-      if (!looksLikeRefreshToken(token)) throw errors.invalidRefreshToken()
+    async refresh (token) {
+      if (!isOpaqueToken(token)) throw errors.invalidRefreshToken()
       const now = clock.now()
-      const hash = hashRefreshToken(token)
+      const hash = hashOpaqueToken(token)
       const successor = successorOf(token, settings.successorKey)
       const [row] = await database.query<RotatedRow>(statements.rotate, [
-        hash, hashRefreshToken(successor), new Date(now), settings.idleTtlSeconds
+        hash, hashOpaqueToken(successor), new Date(now), settings.idleTtlSeconds
       ])
-      if (row === undefined) return classify(token, hash, now, onReuse)
+      if (row === undefined) return explainMiss(token, hash, now)
       return {
         sessionId: row.id,
         userId: row.user_id,
@@ -242,13 +240,13 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async revokeByRefreshToken (token, reason) {
-      if (!looksLikeRefreshToken(token)) return false
-      const rows = revoked(await database.query(statements.revokeByToken, [hashRefreshToken(token), new Date(clock.now()), reason]))
+      if (!isOpaqueToken(token)) return false
+      const rows = revoked(await database.query(statements.revokeByToken, [hashOpaqueToken(token), new Date(clock.now()), reason]))
       return rows.length > 0
     },
 
     async revoke (sessionId, userId, reason) {
-      if (!UUID.test(sessionId)) return false
+      if (!isUuid(sessionId)) return false
       const rows = revoked(await database.query(statements.revoke, [sessionId, userId, new Date(clock.now()), reason]))
       return rows.length > 0
     },
@@ -272,7 +270,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async isLive (sessionId) {
-      if (!UUID.test(sessionId)) return false
+      if (!isUuid(sessionId)) return false
       const now = clock.now()
       const seen = recentlyLive.get(sessionId)
       if (seen !== undefined && now - seen < LIVE_CACHE_MS) return true
@@ -285,21 +283,13 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async inspectRefreshToken (token) {
-      if (!looksLikeRefreshToken(token)) return undefined
+      if (!isOpaqueToken(token)) return undefined
       const [row] = await database.query<{ id: string, user_id: string, client_id: string, created_at: Date, expires_at: Date }>(
-        statements.inspect, [hashRefreshToken(token), new Date(clock.now())])
+        statements.inspect, [hashOpaqueToken(token), new Date(clock.now())])
       return row && { sessionId: row.id, userId: row.user_id, clientId: row.client_id, issuedAt: row.created_at, expiresAt: row.expires_at }
     },
 
-    async prune (batchSize, retentionSeconds) {
-      const cutoff = new Date(clock.now() - retentionSeconds * 1000)
-      let total = 0
-      for (;;) {
-        const deleted = (await database.query(statements.prune, [cutoff, batchSize])).length
-        total += deleted
-        if (deleted < batchSize) return total
-      }
-    }
+    prune: pruner(database, statements.prune, clock)
   }
 }
 
@@ -309,13 +299,6 @@ declare module 'fastify' {
   }
 }
 
-/** How often expired and revoked sessions are deleted (0 turns the job off), and how long they are kept. */
-export interface SessionsPluginOptions extends SessionSettings, PruneSchedule {}
-
-const PRUNE_BATCH = 500
-
-export default fp<SessionsPluginOptions>(async (app, options) => {
-  const sessions = createSessions(app.database, app.clock, options)
-  app.decorate('sessions', sessions)
-  prunePeriodically(app, 'dead sessions', options, retentionSeconds => sessions.prune(PRUNE_BATCH, retentionSeconds))
+export default fp<SessionSettings>(async (app, settings) => {
+  app.decorate('sessions', createSessions(app.database, app.clock, settings, app.log))
 }, { name: 'sessions', dependencies: ['database'] })

@@ -94,7 +94,8 @@ export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: Requi
 
 /** Decorates `requireUser` and `request.user` on the instance it is registered in (and its parent). */
 export default fp<RequireUserOptions>(async (app, options) => {
-  app.decorateRequest('user', null)
+  // The service decorates it on its host first, so that the host's own routes have it too.
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null)
   app.decorate('requireUser', createRequireUser(options))
   if (options.isLive !== undefined) app.decorate('requireLiveUser', createRequireUser(options, true))
 }, { name: 'require-user' })

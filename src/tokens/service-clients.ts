@@ -1,10 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import { oauthErrors } from '../http/index.js'
+
+type ClientCredentials = { client_id?: string | undefined, client_secret?: string | undefined }
 
 export interface ServiceClients {
   /** The id of the service that authenticated this request, or undefined. */
-  authenticate(request: FastifyRequest, body: { client_id?: string | undefined, client_secret?: string | undefined }): string | undefined
+  authenticate(request: FastifyRequest, body: ClientCredentials): string | undefined
+  /** preHandler of the endpoints only services may call: RFC 6749 §5.2 `invalid_client` unless one authenticated. */
+  require(request: FastifyRequest): Promise<void>
 }
 
 const UNKNOWN = createHash('sha256').update('no such client').digest()
@@ -21,23 +26,27 @@ export function createServiceClients (clients: ReadonlyMap<string, Buffer>): Ser
     const matches = timingSafeEqual(expected ?? UNKNOWN, createHash('sha256').update(secret).digest())
     return expected !== undefined && matches ? id : undefined
   }
-  return {
-    authenticate (request, body) {
-      const header = request.headers.authorization
-      if (header !== undefined) {
-        const match = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(header)
-        if (match === null) return undefined
-        const decoded = Buffer.from(match[1]!, 'base64').toString('utf8')
-        const colon = decoded.indexOf(':')
-        if (colon < 0) return undefined
-        try {
-          return check(decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')), decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')))
-        } catch {
-          return undefined
-        }
+  const authenticate = (request: FastifyRequest, body: ClientCredentials): string | undefined => {
+    const header = request.headers.authorization
+    if (header !== undefined) {
+      const match = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(header)
+      if (match === null) return undefined
+      const decoded = Buffer.from(match[1]!, 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon < 0) return undefined
+      try {
+        return check(decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')), decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')))
+      } catch {
+        return undefined
       }
-      if (body.client_id !== undefined && body.client_secret !== undefined) return check(body.client_id, body.client_secret)
-      return undefined
+    }
+    if (body.client_id !== undefined && body.client_secret !== undefined) return check(body.client_id, body.client_secret)
+    return undefined
+  }
+  return {
+    authenticate,
+    async require (request) {
+      if (authenticate(request, (request.body ?? {}) as ClientCredentials) === undefined) throw oauthErrors.invalidClient()
     }
   }
 }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { and, eq, isNull, sql } from 'drizzle-orm'
-import { sessions, users, type UserRow } from '../db/index.js'
+import { isUniqueViolation, sessions, users, type UserRow } from '../db/index.js'
 import type { Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
@@ -34,17 +34,8 @@ export interface Users {
 /** A user and their password hash, null when they sign in only through a provider. */
 export interface Credential { user: User, passwordHash: string | null }
 
-const UNIQUE_VIOLATION = '23505'
-
 function toUser (row: UserRow): User {
   return { id: row.id, email: row.email, name: row.name, createdAt: row.createdAt, disabledAt: row.disabledAt }
-}
-
-function isUniqueViolation (error: unknown): boolean {
-  for (let cause = error; typeof cause === 'object' && cause !== null; cause = (cause as { cause?: unknown }).cause) {
-    if ((cause as { code?: unknown }).code === UNIQUE_VIOLATION) return true
-  }
-  return false
 }
 
 export function createUsers (db: Db, clock: Clock): Users {

@@ -6,7 +6,8 @@ import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { accountKey } from '../../src/limits/account-limits.js'
-import { createCounters, openRedis } from '../../src/limits/counters.js'
+import { createCounters } from '../../src/limits/counters.js'
+import { openRedis } from '../../src/limits/store/redis.js'
 import { buildTestApp, freePort, LogCapture, ManualClock, PASSWORD, registerUser, uniqueEmail } from '../helper.js'
 
 /** A Redis of this test's own, so that stopping it disturbs nobody else. */

@@ -7,6 +7,12 @@ export interface WindowCount {
   resetAt: number
 }
 
+/** A fixed-window store: counts a hit at `now`, and takes one back from the window that opened at `windowStart`. */
+export interface WindowStore {
+  hit(key: string, windowMs: number, now: number): WindowCount | Promise<WindowCount>
+  undo(key: string, windowStart: number): void | Promise<void>
+}
+
 interface Window {
   start: number
   end: number
@@ -20,7 +26,7 @@ interface Window {
  * window is re-inserted), so flooding it evicts entries in the order they
  * would have expired anyway.
  */
-export class LocalWindowCounter {
+export class LocalWindowCounter implements WindowStore {
   private readonly windows = new Map<string, Window>()
 
   constructor (private readonly maxKeys = 100_000) {}

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import register from './register.js'
 import login from './login.js'
-import oauth from './oauth.js'
+import oauth from './oauth/index.js'
 import me from './me.js'
 import refresh from './refresh.js'
 import logout from './logout.js'

@@ -7,6 +7,7 @@ import { operation, security, tags } from '../../schemas/openapi.js'
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/login', {
     onRequest: app.addressLimits.password,
+    preHandler: app.refreshCookies.decideMode,
     schema: {
       ...operation('login', tags.auth, security.none, 'Sign in with email and password',
         'An unknown email and a wrong password get the same 401 `invalid_credentials`. With `X-Auth-Mode: cookie` the refresh token is set as a cookie.'),
@@ -15,7 +16,6 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 200: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    app.refreshCookies.cookieMode(request)
     const { email, password } = request.body
     const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password))
     const grant = await startSession(app, request, user)

@@ -1,10 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { emptyBodyIsObject } from '../../grants/index.js'
 import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { bearerToken } from '../../tokens/index.js'
-import { errors } from '../../http/index.js'
+import { errors, emptyBodyIsObject } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** RFC 6265 §5.3: an expired cookie of the same name and path removes it. */
@@ -18,6 +17,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/logout', {
     // Cookie mode and bearer logout send no body at all.
     preValidation: emptyBodyIsObject,
+    preHandler: app.refreshCookies.decideMode,
     schema: {
       ...operation('logout', tags.sessions, security.logout, 'End a session',
         'Names the session by a refresh token (body or cookie) or a bearer access token. Idempotent.'),
@@ -26,7 +26,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 204: LoggedOutSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    const cookieMode = app.refreshCookies.cookieMode(request)
+    const cookieMode = request.authMode === 'cookie'
     const refreshToken = cookieMode ? app.refreshCookies.read(request) : request.body.refresh_token
     if (refreshToken !== undefined) {
       await app.sessions.revokeByRefreshToken(refreshToken, 'logout')

@@ -1,14 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errors } from '../../http/index.js'
+import { errors, noStore } from '../../http/index.js'
 import { isS256Challenge } from '../../lib/pkce.js'
 import { isAllowedRedirectUri, withQuery } from '../../lib/redirect-uri.js'
 import { FederationError } from '../../federation/index.js'
 import type { SignInRefusal } from '../../federation/index.js'
 import { AuthorizeQuerySchema, CallbackQuerySchema, ProviderParamsSchema } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { noStore } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 type AppParams = Record<string, string | undefined>

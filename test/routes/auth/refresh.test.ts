@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { eq, sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { refreshTokens, sessions } from '../../../src/db/schema.js'
-import { hashRefreshToken } from '../../../src/lib/opaque-token.js'
+import { hashOpaqueToken } from '../../../src/lib/opaque-token.js'
 import { createSessions } from '../../../src/sessions/sessions.js'
 import { buildTestApp, LogCapture, ManualClock, registerUser } from '../../helper.js'
 
@@ -45,10 +45,10 @@ t.test('rotation: RT0 → RT1 → RT2, each old one dead, one session throughout
   const rows = await database.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, sid))
   t.equal(rows.length, 3, 'one row per token of the family')
   const byHash = new Map(rows.map(row => [row.hash.toString('hex'), row]))
-  t.ok(byHash.get(hashRefreshToken(rt0).toString('hex'))?.rotatedAt, 'RT0 rotated')
-  t.ok(byHash.get(hashRefreshToken(rt1).toString('hex'))?.rotatedAt, 'RT1 rotated')
-  t.equal(byHash.get(hashRefreshToken(rt2).toString('hex'))?.rotatedAt, null, 'RT2 live')
-  t.same(byHash.get(hashRefreshToken(rt2).toString('hex'))?.parentHash, hashRefreshToken(rt1), 'RT2 descends from RT1')
+  t.ok(byHash.get(hashOpaqueToken(rt0).toString('hex'))?.rotatedAt, 'RT0 rotated')
+  t.ok(byHash.get(hashOpaqueToken(rt1).toString('hex'))?.rotatedAt, 'RT1 rotated')
+  t.equal(byHash.get(hashOpaqueToken(rt2).toString('hex'))?.rotatedAt, null, 'RT2 live')
+  t.same(byHash.get(hashOpaqueToken(rt2).toString('hex'))?.parentHash, hashOpaqueToken(rt1), 'RT2 descends from RT1')
 
   const [session] = await database.db.select().from(sessions).where(eq(sessions.id, sid))
   t.equal(session?.lastUsedAt.getTime(), clock.now(), 'last used moved')
@@ -123,7 +123,7 @@ async function raceOverSocket (t: Test, grace: number) {
     body: JSON.stringify({ refresh_token: rt0 })
   }).then(async response => ({ status: response.status, body: await response.json() as Record<string, string> }))))
   const [session] = await database.db.select().from(sessions).where(eq(sessions.userId, user.id))
-  const successors = await database.db.$count(refreshTokens, sql`${refreshTokens.parentHash} = ${hashRefreshToken(rt0)}`)
+  const successors = await database.db.$count(refreshTokens, sql`${refreshTokens.parentHash} = ${hashOpaqueToken(rt0)}`)
   return { responses, session: session!, successors }
 }
 
@@ -175,15 +175,15 @@ t.test('idle and absolute expiry, then pruning', async t => {
   const ids = [idle.user.id, moving.user.id]
   const count = () => database.db.$count(sessions, sql`${sessions.userId} in (${sql.join(ids.map(id => sql`${id}`), sql`, `)})`)
   t.equal(await count(), 2)
-  const pruner = createSessions(database, clock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: GRACE, successorKey: Buffer.alloc(32) })
-  t.equal(await pruner.prune(100, 86_400), 0, 'kept for a day after death')
+  const pruner = createSessions(database, clock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: GRACE, successorKey: Buffer.alloc(32) }, app.log)
+  t.equal(await pruner.prune(86_400, 100), 0, 'kept for a day after death')
   clock.advance(86_400)
   const cutoff = new Date(clock.now() - 86_400_000)
   const dead = await database.db.$count(sessions, sql`least(${sessions.idleExpiresAt}, ${sessions.absoluteExpiresAt}, coalesce(${sessions.revokedAt}, 'infinity')) < ${cutoff}`)
   t.ok(dead >= 2)
-  t.equal(await pruner.prune(1, 86_400), dead, 'every dead session, one bounded batch at a time')
+  t.equal(await pruner.prune(86_400, 1), dead, 'every dead session, one bounded batch at a time')
   t.equal(await count(), 0)
-  t.equal(await database.db.$count(refreshTokens, sql`${refreshTokens.hash} = ${hashRefreshToken(token)}`), 0, 'tokens go with their session')
+  t.equal(await database.db.$count(refreshTokens, sql`${refreshTokens.hash} = ${hashOpaqueToken(token)}`), 0, 'tokens go with their session')
   const gone = await refresh(app, token)
   t.equal(gone.json().code, 'invalid_token')
 })

@@ -1,9 +1,5 @@
-import type { FastifyError } from 'fastify'
-import type { FastifyPluginAsync } from 'fastify'
-import formBody from '@fastify/formbody'
-import { OAuthError, oauthErrors, ProblemError } from '../../http/index.js'
-import { logServerError, toProblemError } from '../../http/index.js'
-import { noStore } from '../../grants/index.js'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import { formBodyPlugin, logServerError, noStore, OAuthError, oauthErrors, ProblemError, toProblemError } from '../../../http/index.js'
 import token from './token.js'
 import introspect from './introspect.js'
 import revoke from './revoke.js'
@@ -32,8 +28,7 @@ function toOAuthError (error: FastifyError | Error): OAuthError {
 
 /** The OAuth endpoints (token, introspection, revocation): form or JSON bodies, RFC 6749 errors. */
 const oauthEndpoints: FastifyPluginAsync = async app => {
-  // RFC 6749 §4.3.2, RFC 7662 §2.1, RFC 7009 §2.1: form-encoded bodies; only these routes take them.
-  await app.register(formBody, { bodyLimit: 4096 })
+  await app.register(formBodyPlugin)
 
   app.setErrorHandler((error, request, reply) => {
     const oauth = toOAuthError(error as Error)

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { oauthErrors } from '../../http/index.js'
-import { TokenOperationBodySchema } from '../../schemas/auth.js'
-import { OAuthErrorSchema } from '../../schemas/problem.js'
-import { operation, security, tags } from '../../schemas/openapi.js'
+import { noStore } from '../../../http/index.js'
+import { looksLikeJwt } from '../../../lib/access-token.js'
+import { TokenOperationBodySchema } from '../../../schemas/auth.js'
+import { OAuthErrorSchema } from '../../../schemas/problem.js'
+import { operation, security, tags } from '../../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   /**
@@ -14,6 +15,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
    * tokens get 200 too (§2.2): the caller learns nothing.
    */
   app.post('/revoke', {
+    preHandler: app.serviceClients.require,
     schema: {
       ...operation('revoke', tags.oauth, security.serviceClient, 'Token revocation (RFC 7009)',
         'For service clients: ends the session a token belongs to. Unknown tokens get 200 too.'),
@@ -22,15 +24,14 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 200: Type.Object({}), '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
     }
   }, async (request, reply) => {
-    if (app.serviceClients.authenticate(request, request.body) === undefined) throw oauthErrors.invalidClient()
     const { token } = request.body
-    if (token.split('.').length === 3) {
+    if (looksLikeJwt(token)) {
       const claims = app.accessTokens.claimsOf(token)
       if (claims !== undefined) await app.sessions.revoke(claims.sid, claims.sub, 'revoked_by_service')
     } else {
       await app.sessions.revokeByRefreshToken(token, 'revoked_by_service')
     }
-    return reply.header('cache-control', 'no-store').send({})
+    return noStore(reply).send({})
   })
 }
 

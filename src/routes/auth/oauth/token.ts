@@ -1,20 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { oauthErrors } from '../../http/index.js'
-import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
-import { OAuthErrorSchema } from '../../schemas/problem.js'
-import { logReuse } from './refresh.js'
-import { grantResponse, startSession } from '../../grants/index.js'
-import { redeemLoginCode } from '../../grants/index.js'
-import { isCodeVerifier } from '../../lib/pkce.js'
-import { operation, security, tags } from '../../schemas/openapi.js'
+import { oauthErrors } from '../../../http/index.js'
+import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../../schemas/auth.js'
+import { OAuthErrorSchema } from '../../../schemas/problem.js'
+import { grantResponse, startSession } from '../../../grants/index.js'
+import { redeemLoginCode } from '../../../grants/index.js'
+import { isCodeVerifier } from '../../../lib/pkce.js'
+import { operation, security, tags } from '../../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
     // Counted once the grant type is known: a refresh_token grant draws on the refresh budget, as
     // /auth/refresh does; password and authorization_code grants (credentials) on the password budget.
-    preHandler: (request, reply) => request.body.grant_type === 'refresh_token'
-      ? app.addressLimits.refresh.call(app, request, reply)
-      : app.addressLimits.password.call(app, request, reply),
+    preHandler: [
+      (request, reply) => request.body.grant_type === 'refresh_token'
+        ? app.addressLimits.refresh.call(app, request, reply)
+        : app.addressLimits.password.call(app, request, reply),
+      app.refreshCookies.decideMode
+    ],
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
         '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
@@ -29,7 +31,6 @@ const route: FastifyPluginAsyncTypebox = async app => {
       case 'password': {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
-        app.refreshCookies.cookieMode(request)
         const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password))
         const grant = await startSession(app, request, user, body.client_id ?? app.config.clientId)
         return grantResponse(app, request, reply, grant)
@@ -37,8 +38,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       case 'refresh_token': {
         // RFC 6749 §6; the token rotates exactly as on /auth/refresh.
         if (body.refresh_token === undefined) throw oauthErrors.invalidRequest('refresh_token is required')
-        app.refreshCookies.cookieMode(request)
-        const grant = await app.authMetrics.countRefresh(app.sessions.refresh(body.refresh_token, event => logReuse(request, event)))
+        const grant = await app.authMetrics.countRefresh(app.sessions.refresh(body.refresh_token))
         return grantResponse(app, request, reply, grant)
       }
       case 'authorization_code': {
@@ -46,7 +46,6 @@ const route: FastifyPluginAsyncTypebox = async app => {
         const { code, code_verifier: verifier, redirect_uri: redirectUri } = body
         if (code === undefined || verifier === undefined || redirectUri === undefined) throw oauthErrors.invalidRequest('code, code_verifier and redirect_uri are required')
         if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
-        app.refreshCookies.cookieMode(request)
         const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { oauthErrors } from '../../http/index.js'
-import { IntrospectionResponseSchema, TokenOperationBodySchema, type IntrospectionResponse } from '../../schemas/auth.js'
-import { OAuthErrorSchema } from '../../schemas/problem.js'
-import { noStore } from '../../grants/index.js'
-import { operation, security, tags } from '../../schemas/openapi.js'
+import { noStore } from '../../../http/index.js'
+import { looksLikeJwt } from '../../../lib/access-token.js'
+import { IntrospectionResponseSchema, TokenOperationBodySchema, type IntrospectionResponse } from '../../../schemas/auth.js'
+import { OAuthErrorSchema } from '../../../schemas/problem.js'
+import { operation, security, tags } from '../../../schemas/openapi.js'
 
 const INACTIVE: IntrospectionResponse = { active: false }
 const seconds = (date: Date) => Math.floor(date.getTime() / 1000)
@@ -35,6 +35,7 @@ async function introspectRefreshToken (app: FastifyInstance, token: string): Pro
 const route: FastifyPluginAsyncTypebox = async app => {
   /** RFC 7662: for services that must honour logout at once. Only configured service clients may ask. */
   app.post('/introspect', {
+    preHandler: app.serviceClients.require,
     schema: {
       ...operation('introspect', tags.oauth, security.serviceClient, 'Token introspection (RFC 7662)',
         'For service clients: whether an access or refresh token is active now.'),
@@ -43,10 +44,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 200: IntrospectionResponseSchema, '4xx': OAuthErrorSchema, '5xx': OAuthErrorSchema }
     }
   }, async (request, reply) => {
-    if (app.serviceClients.authenticate(request, request.body) === undefined) throw oauthErrors.invalidClient()
     const { token } = request.body
-    // The hint is only a hint (RFC 7662 §2.1): a JWT has two dots, a refresh token none.
-    const answer = token.split('.').length === 3 ? await introspectAccessToken(app, token) : await introspectRefreshToken(app, token)
+    // The hint is only a hint (RFC 7662 §2.1): the token's shape says which kind it is.
+    const answer = looksLikeJwt(token) ? await introspectAccessToken(app, token) : await introspectRefreshToken(app, token)
     return noStore(reply).send(answer)
   })
 }

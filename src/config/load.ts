@@ -1,0 +1,85 @@
+import { resolve } from 'node:path'
+import { refuseUnsafeProductionDefaults } from './guards.js'
+import { boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, trustProxy, url, type Env } from './parsers.js'
+import { JWT_ALGORITHMS, type Config } from './types.js'
+
+/**
+ * Reads the service's configuration from environment-style strings (README,
+ * Configuration). Every value is checked here, so a bad one stops the process at
+ * start-up with one line naming the variable, never at the first request.
+ */
+export function loadConfig (env: Env): Config {
+  const port = integer(env, 'PORT', 3000, 0, 65535)
+  if (boolean(env, 'COOKIE_SECURE', true) === false && read(env, 'COOKIE_SAMESITE')?.toLowerCase() === 'none') {
+    throw new ConfigError('COOKIE_SAMESITE', 'none needs COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)')
+  }
+  const headersTimeout = integer(env, 'HEADERS_TIMEOUT_SECONDS', 10, 1, 300)
+  const requestTimeout = integer(env, 'REQUEST_TIMEOUT_SECONDS', 30, 1, 600)
+  if (headersTimeout > requestTimeout) throw new ConfigError('HEADERS_TIMEOUT_SECONDS', `must not exceed REQUEST_TIMEOUT_SECONDS (${requestTimeout})`)
+  const issuer = url(env, 'ISSUER', `http://localhost:${port}`, ['http:', 'https:'])!.replace(/\/+$/, '')
+  const providers = oidcProviders(env, 'OIDC_PROVIDERS')
+  const allowedRedirects = redirectUris(env, 'REDIRECT_URIS')
+  if (providers.length > 0 && allowedRedirects.length === 0) throw new ConfigError('REDIRECT_URIS', 'is required with OIDC_PROVIDERS: it names where apps receive their login codes')
+  const metricsPort = read(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 1, 65535)
+  if (metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
+  const config: Config = {
+    port,
+    host: read(env, 'HOST') ?? '127.0.0.1',
+    nodeEnv: read(env, 'NODE_ENV') ?? 'development',
+    databaseUrl: url(env, 'DATABASE_URL', undefined, ['postgres:', 'postgresql:']),
+    dataDir: resolve(read(env, 'DATA_DIR') ?? './.data'),
+    issuer,
+    audience: read(env, 'AUDIENCE') ?? issuer,
+    clientId: read(env, 'CLIENT_ID') ?? 'latchkey',
+    jwtAlg: oneOf(env, 'JWT_ALG', JWT_ALGORITHMS, 'ES256'),
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
+    // OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+    argon2: {
+      memoryKiB: integer(env, 'ARGON2_MEMORY_KIB', 19_456, 8_192, 1_048_576),
+      timeCost: integer(env, 'ARGON2_TIME_COST', 2, 1, 10),
+      parallelism: integer(env, 'ARGON2_PARALLELISM', 1, 1, 16)
+    },
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 16_384, 1_024, 1_048_576),
+    refreshIdleTtlSeconds: integer(env, 'REFRESH_IDLE_TTL_SECONDS', 2_592_000, 60, 31_536_000),
+    sessionMaxTtlSeconds: integer(env, 'SESSION_MAX_TTL_SECONDS', 7_776_000, 60, 31_536_000),
+    refreshGraceSeconds: integer(env, 'REFRESH_GRACE_SECONDS', 10, 0, 300),
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
+    cookieSecure: boolean(env, 'COOKIE_SECURE', true),
+    cookieSameSite: oneOf(env, 'COOKIE_SAMESITE', ['strict', 'lax', 'none'] as const, 'strict'),
+    trustProxy: trustProxy(env, 'TRUST_PROXY'),
+    keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
+    jwksMaxAgeSeconds: integer(env, 'JWKS_MAX_AGE_SECONDS', 300, 10, 86_400),
+    signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),
+    serviceClients: serviceClients(env, 'SERVICE_CLIENTS'),
+    oidcProviders: providers,
+    redirectUris: allowedRedirects,
+    database: {
+      poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
+      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 1_000, 100, 60_000),
+      statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 2_000, 100, 600_000)
+    },
+    metricsPort,
+    metricsToken: secret(env, 'METRICS_TOKEN'),
+    shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+    rateLimit: {
+      enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
+      loginPerIpPerMinute: integer(env, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE', 20, 1, 100_000),
+      refreshPerIpPerMinute: integer(env, 'RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE', 120, 1, 100_000),
+      // OWASP ASVS V2.2.1 allows at most 100 failures an hour; an hour meets at most five
+      // back-to-back 15-minute windows, hence the cap of 20.
+      loginFailuresPerAccount: integer(env, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT', 10, 1, 20),
+      accountWindowSeconds: 900
+    },
+    redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
+    redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'latchkey:',
+    timeouts: {
+      headersMs: headersTimeout * 1000,
+      requestMs: requestTimeout * 1000,
+      // Above the 60-second idle timeout of common load balancers, which must close first.
+      keepAliveMs: integer(env, 'KEEP_ALIVE_TIMEOUT_SECONDS', 72, 1, 600) * 1000
+    }
+  }
+  refuseUnsafeProductionDefaults(env, config)
+  return config
+}

@@ -1,0 +1,223 @@
+import { createHash } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { OidcProviderConfig } from './types.js'
+
+/** A configuration problem: the message is the one line the process prints before it stops. */
+export class ConfigError extends Error {
+  constructor (readonly variable: string, reason: string) {
+    super(`${variable}: ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+export function read (env: Env, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value.trim() === '' ? undefined : value.trim()
+}
+
+export function integer (env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`)
+  const value = Number(raw)
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`)
+  return value
+}
+
+export function oneOf<T extends string> (env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  const match = allowed.find(candidate => candidate.toLowerCase() === raw.toLowerCase())
+  if (match === undefined) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`)
+  return match
+}
+
+export function boolean (env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase()
+  if (raw === undefined) return fallback
+  if (raw === 'true' || raw === '1') return true
+  if (raw === 'false' || raw === '0') return false
+  throw new ConfigError(name, `must be true or false, got "${raw}"`)
+}
+
+export type TrustProxy = boolean | string[]
+
+/** The names proxy-addr (Fastify's `trustProxy`) knows for address ranges. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+/**
+ * `true` trusts every peer, so the client is the header's first entry, which
+ * a client can write itself unless the proxy overwrites the header. A list of
+ * the proxies' own addresses and ranges takes the client from the right, the
+ * first entry no trusted proxy wrote, and believes no header from any other
+ * peer. (A bare hop count cannot tell a proxy from a client that connects
+ * directly, and Fastify no longer honours one.)
+ */
+export function trustProxy (env: Env, name: string): TrustProxy {
+  const raw = read(env, name)
+  if (raw === undefined) return false
+  if (/^(true|false|1|0)$/i.test(raw)) return boolean(env, name, false)
+  const entries = raw.split(',').map(entry => entry.trim())
+  for (const entry of entries) {
+    if (!isProxyRange(entry)) {
+      throw new ConfigError(name, `must be true, false, or the proxies' addresses and CIDR ranges (or ${PROXY_RANGE_NAMES.join(', ')}), got "${printable(entry, 60)}"`)
+    }
+  }
+  return entries
+}
+
+function isProxyRange (entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128)
+}
+
+/** A value quoted in a message stays on its one line, and short. */
+function printable (value: string, max = 200): string {
+  return value.slice(0, max).replace(/[^\x20-\x7e]/g, '?')
+}
+
+/** A comma-separated list of absolute URLs; `what` names what each must be when one does not parse. */
+function urlList (env: Env, name: string, what: string): Array<{ entry: string, parsed: URL }> {
+  const raw = read(env, name)
+  if (raw === undefined) return []
+  return raw.split(',').map(entry => entry.trim()).filter(Boolean).map(entry => {
+    try {
+      return { entry, parsed: new URL(entry) }
+    } catch {
+      throw new ConfigError(name, `"${printable(entry)}" is not ${what}`)
+    }
+  })
+}
+
+export function origins (env: Env, name: string): string[] {
+  return urlList(env, name, 'an origin (scheme://host[:port])').map(({ entry, parsed }) => {
+    if (parsed.origin !== entry.replace(/\/$/, '')) throw new ConfigError(name, `"${entry}" is not an origin (scheme://host[:port])`)
+    return parsed.origin
+  })
+}
+
+export function secret (env: Env, name: string): string | undefined {
+  const raw = read(env, name)
+  if (raw !== undefined && raw.length < 32) throw new ConfigError(name, 'must be at least 32 characters (e.g. openssl rand -base64 32)')
+  return raw
+}
+
+/**
+ * `id:secret` pairs, comma-separated. Only a SHA-256 of each secret is kept in
+ * memory, so a heap dump does not hand them out.
+ */
+export function serviceClients (env: Env, name: string): Map<string, Buffer> {
+  const clients = new Map<string, Buffer>()
+  const raw = read(env, name)
+  if (raw === undefined) return clients
+  for (const entry of raw.split(',').map(part => part.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':')
+    const id = entry.slice(0, colon)
+    const secret = entry.slice(colon + 1)
+    if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new ConfigError(name, 'entries are id:secret with an id of letters, digits, ".", "_" or "-"')
+    if (secret.length < 32) throw new ConfigError(name, `the secret of "${id}" must be at least 32 characters`)
+    if (clients.has(id)) throw new ConfigError(name, `"${id}" appears twice`)
+    clients.set(id, createHash('sha256').update(secret).digest())
+  }
+  return clients
+}
+
+export function url (env: Env, name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
+  const raw = read(env, name)
+  if (raw === undefined) return fallback
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'must be an absolute URL')
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${parsed.protocol}`)
+  }
+  return raw
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+/** http is tolerable only where it never leaves the machine (RFC 8252 §8.3). */
+export function isLoopbackHttp (url: URL): boolean {
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)
+}
+
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/
+
+function oidcProvider (entry: unknown, index: number): OidcProviderConfig {
+  const name = 'OIDC_PROVIDERS'
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(name, `entry ${index} must be an object`)
+  const value = entry as Record<string, unknown>
+  const label = `entry ${index}${typeof value.name === 'string' ? ` (${printable(value.name, 32)})` : ''}`
+  const text = (key: string, max: number): string => {
+    const field = value[key]
+    if (typeof field !== 'string' || field.trim() === '' || field.length > max) throw new ConfigError(name, `${label}: ${key} must be a non-empty string of at most ${max} characters`)
+    return field.trim()
+  }
+  const unknownKey = Object.keys(value).find(key => !['name', 'issuer', 'clientId', 'clientSecret', 'scopes', 'linkVerifiedEmail'].includes(key))
+  if (unknownKey !== undefined) throw new ConfigError(name, `${label}: unknown field "${printable(unknownKey, 40)}"`)
+  const providerName = text('name', 32)
+  if (!PROVIDER_NAME.test(providerName)) throw new ConfigError(name, `${label}: name must be lower-case letters, digits and dashes`)
+  const issuerText = text('issuer', 2048)
+  let issuer: URL
+  try {
+    issuer = new URL(issuerText)
+  } catch {
+    throw new ConfigError(name, `${label}: issuer must be an absolute URL`)
+  }
+  if (issuer.protocol !== 'https:' && !isLoopbackHttp(issuer)) throw new ConfigError(name, `${label}: issuer must use https (http only on a loopback address)`)
+  const scopes = value.scopes ?? ['openid', 'email', 'profile']
+  if (!Array.isArray(scopes) || !scopes.every(scope => typeof scope === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/.test(scope))) {
+    throw new ConfigError(name, `${label}: scopes must be an array of scope tokens`)
+  }
+  if (!scopes.includes('openid')) throw new ConfigError(name, `${label}: scopes must include openid`)
+  const link = value.linkVerifiedEmail ?? false
+  if (typeof link !== 'boolean') throw new ConfigError(name, `${label}: linkVerifiedEmail must be true or false`)
+  // The secret is checked but never echoed: a bad value must not land in a log line.
+  return {
+    name: providerName,
+    issuer: issuerText,
+    clientId: text('clientId', 255),
+    clientSecret: text('clientSecret', 1024),
+    scopes: scopes as string[],
+    linkVerifiedEmail: link
+  }
+}
+
+export function oidcProviders (env: Env, name: string): OidcProviderConfig[] {
+  const raw = read(env, name)
+  if (raw === undefined) return []
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw new ConfigError(name, 'must be a JSON array of providers (see the README)')
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(name, 'must be a JSON array of providers (see the README)')
+  const providers = parsed.map((entry, index) => oidcProvider(entry, index))
+  const names = providers.map(provider => provider.name)
+  const repeated = names.find((providerName, index) => names.indexOf(providerName) !== index)
+  if (repeated !== undefined) throw new ConfigError(name, `the name "${repeated}" is used twice`)
+  return providers
+}
+
+/** RFC 6749 §3.1.2: absolute, no fragment; RFC 8252 §7: https, loopback http, or an app's private-use scheme. */
+export function redirectUris (env: Env, name: string): string[] {
+  return urlList(env, name, 'an absolute URI').map(({ entry, parsed }) => {
+    const quoted = `"${printable(entry)}"`
+    if (parsed.hash !== '' || entry.includes('#')) throw new ConfigError(name, `${quoted} must not have a fragment`)
+    if (['javascript:', 'data:', 'file:', 'blob:', 'vbscript:'].includes(parsed.protocol) || (parsed.protocol === 'http:' && !isLoopbackHttp(parsed))) {
+      throw new ConfigError(name, `${quoted} must use https, http on a loopback address, or an app's own scheme`)
+    }
+    return entry
+  })
+}
+

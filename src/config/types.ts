@@ -1,0 +1,88 @@
+import type { PoolSettings } from '../db/index.js'
+import type { TrustProxy } from './parsers.js'
+
+/** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
+export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number]
+
+export interface Argon2Parameters {
+  memoryKiB: number
+  timeCost: number
+  parallelism: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  nodeEnv: string
+  databaseUrl: string | undefined
+  dataDir: string
+  issuer: string
+  audience: string
+  clientId: string
+  jwtAlg: JwtAlgorithm
+  accessTokenTtlSeconds: number
+  argon2: Argon2Parameters
+  logLevel: string
+  bodyLimitBytes: number
+  refreshIdleTtlSeconds: number
+  sessionMaxTtlSeconds: number
+  refreshGraceSeconds: number
+  corsOrigins: string[]
+  cookieSecure: boolean
+  cookieSameSite: 'strict' | 'lax' | 'none'
+  /** Whose X-Forwarded-For is believed: no peer's, every peer's, or these proxies' (addresses and ranges). */
+  trustProxy: TrustProxy
+  rateLimit: RateLimitSettings
+  /** Shared rate-limit counters; undefined counts in this process. */
+  redisUrl: string | undefined
+  redisKeyPrefix: string
+  timeouts: ServerTimeouts
+  /** Master secret (development: generated into DATA_DIR); undefined means "load or create it there". */
+  keyEncryptionSecret: string | undefined
+  /** How long verifiers may cache the JWKS; also the lead a new key is published before it signs. */
+  jwksMaxAgeSeconds: number
+  signingKeyRotationSeconds: number
+  /** Services allowed to call introspection and revocation: id → SHA-256 of the secret. */
+  serviceClients: ReadonlyMap<string, Buffer>
+  oidcProviders: OidcProviderConfig[]
+  /** Where apps may receive the result of a federated login (exact match; RFC 9700 §4.1.3). */
+  redirectUris: string[]
+  database: PoolSettings
+  /** Where `/metrics` is served on its own listener; undefined keeps it on the main port (when guarded). */
+  metricsPort: number | undefined
+  /** Bearer secret that `/metrics` demands; with neither this nor `metricsPort`, metrics are not served. */
+  metricsToken: string | undefined
+  /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
+  shutdownTimeoutSeconds: number
+}
+
+/** One OpenID Connect provider users may sign in with (OIDC_PROVIDERS). */
+export interface OidcProviderConfig {
+  /** The path segment of its routes: `/auth/oidc/{name}/...`. */
+  name: string
+  issuer: string
+  clientId: string
+  clientSecret: string
+  scopes: string[]
+  /** Whether a verified email from this provider may link to an existing account with that email. */
+  linkVerifiedEmail: boolean
+}
+
+export interface RateLimitSettings {
+  enabled: boolean
+  /** Password attempts (login, token, register, password change) per client address per minute. */
+  loginPerIpPerMinute: number
+  refreshPerIpPerMinute: number
+  /** Failed attempts per account per window (OWASP ASVS V2.2.1). */
+  loginFailuresPerAccount: number
+  accountWindowSeconds: number
+}
+
+/** Node's server timeouts, in milliseconds, against clients that send slowly or sit idle. */
+export interface ServerTimeouts {
+  headersMs: number
+  requestMs: number
+  keepAliveMs: number
+}
+

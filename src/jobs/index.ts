@@ -1,0 +1,1 @@
+export { default as pruningPlugin, PRUNE_INTERVAL_SECONDS } from './pruning.js'
