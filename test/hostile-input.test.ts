@@ -60,9 +60,16 @@ function requests (seed: Seed) {
   const value = fc.oneof(hostileText, token, fc.constant(seed.email), fc.integer(), fc.double(), fc.boolean(), fc.constant(null),
     fc.array(hostileText, { maxLength: 3 }), fc.object({ maxDepth: 2 }))
   const fields = fc.record({
-    email: value, password: value, name: value, username: value, scope: value, client_id: value,
+    email: value,
+    password: value,
+    name: value,
+    username: value,
+    scope: value,
+    client_id: value,
     grant_type: fc.oneof(fc.constantFrom('password', 'refresh_token', 'authorization_code'), value),
-    refresh_token: value, currentPassword: value, newPassword: value
+    refresh_token: value,
+    currentPassword: value,
+    newPassword: value
   }, { requiredKeys: [] })
   const body = fc.oneof(
     fields.map(object => JSON.stringify(object)),
