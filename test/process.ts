@@ -33,7 +33,7 @@ export function startServer (env: Record<string, string | undefined>): ServerPro
 /** The first answer of GET /readyz once the port accepts connections; the process's stderr if it dies first. */
 export async function waitForReady (port: number, server: ServerProcess): Promise<Response> {
   let exitCode: number | null | undefined
-  void server.exited.then(([code]) => { exitCode = code })
+  server.exited.then(([code]) => { exitCode = code })
   for (let attempt = 0; ; attempt++) {
     try {
       return await fetch(`http://127.0.0.1:${port}/readyz`)

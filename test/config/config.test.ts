@@ -63,11 +63,11 @@ t.test('a bad value names its variable in one line', async t => {
     [{ RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '0' }, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: must be between 1 and 100000, got 0'],
     [{ REDIS_URL: 'http://cache:6379' }, 'REDIS_URL: must use redis: or rediss:, got http:'],
     [{ KEEP_ALIVE_TIMEOUT_SECONDS: '0' }, 'KEEP_ALIVE_TIMEOUT_SECONDS: must be between 1 and 600, got 0'],
-    [{ TRUST_PROXY: '2' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "2"`],
-    [{ TRUST_PROXY: '10.0.0.0/33' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "10.0.0.0/33"`],
-    [{ TRUST_PROXY: '10.0.0.1, proxy.internal' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "proxy.internal"`],
-    [{ TRUST_PROXY: '10.0.0.1,,10.0.0.2' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got ""`],
-    [{ TRUST_PROXY: 'fd00::/129' }, `TRUST_PROXY: must be true, false, or the proxies' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "fd00::/129"`]
+    [{ TRUST_PROXY: '2' }, 'TRUST_PROXY: must be true, false, or the proxies\' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "2"'],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY: must be true, false, or the proxies\' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "10.0.0.0/33"'],
+    [{ TRUST_PROXY: '10.0.0.1, proxy.internal' }, 'TRUST_PROXY: must be true, false, or the proxies\' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "proxy.internal"'],
+    [{ TRUST_PROXY: '10.0.0.1,,10.0.0.2' }, 'TRUST_PROXY: must be true, false, or the proxies\' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got ""'],
+    [{ TRUST_PROXY: 'fd00::/129' }, 'TRUST_PROXY: must be true, false, or the proxies\' addresses and CIDR ranges (or loopback, linklocal, uniquelocal), got "fd00::/129"']
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, message)
