@@ -24,4 +24,3 @@ export function refuseUnsafeProductionDefaults (env: Env, config: Config): void 
     throw new ConfigError('ISSUER', `must be an https URL when NODE_ENV=production, got ${config.issuer} (ALLOW_HTTP_ISSUER=true accepts it)`)
   }
 }
-

@@ -220,4 +220,3 @@ export function redirectUris (env: Env, name: string): string[] {
     return entry
   })
 }
-

@@ -1,9 +1,9 @@
 import type { PoolSettings } from '../db/index.js'
 import type { TrustProxy } from './parsers.js'
 
-/** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
-export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
-export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number]
+import type { JwtAlgorithm } from '../lib/signing-key.js'
+
+export { JWT_ALGORITHMS, type JwtAlgorithm } from '../lib/signing-key.js'
 
 export interface Argon2Parameters {
   memoryKiB: number
@@ -85,4 +85,3 @@ export interface ServerTimeouts {
   requestMs: number
   keepAliveMs: number
 }
-

@@ -50,7 +50,6 @@ export const refreshTokens = pgTable('refresh_tokens', {
   rotatedAt: timestamp('rotated_at', { withTimezone: true, mode: 'date' })
 }, table => [index('refresh_tokens_session_id_idx').on(table.sessionId)])
 
-
 /**
  * Signing keys shared by every instance. State: next (published, not yet
  * signing) → current (signing) → retired (published until its last token has

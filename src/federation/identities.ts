@@ -101,7 +101,6 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
-
 function toUser (row: IdentityUserRow): User {
   return { id: row.id, email: row.email, name: row.name, createdAt: row.created_at, disabledAt: row.disabled_at }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
-import type { JwtAlgorithm } from '../config/index.js'
+import type { JwtAlgorithm } from './signing-key.js'
 import type { Clock } from './clock.js'
 
 /** RFC 9068 §2.1: the media type of JWT access tokens. */

@@ -1,5 +1,5 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto'
-import { JWT_ALGORITHMS, type JwtAlgorithm } from '../config/index.js'
+import { JWT_ALGORITHMS, type JwtAlgorithm } from './signing-key.js'
 import type { Clock } from './clock.js'
 import type { KeyForVerifying } from './access-token.js'
 

@@ -16,4 +16,3 @@ export function isS256Challenge (value: string): boolean {
 export function s256Challenge (verifier: string): string {
   return createHash('sha256').update(verifier, 'ascii').digest('base64url')
 }
-

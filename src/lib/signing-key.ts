@@ -1,5 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
-import type { JwtAlgorithm } from '../config/index.js'
+
+/** Signing algorithms an access token may use (RFC 7518 §3.1, RFC 8037). */
+export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number]
 
 export interface PublicJwk extends JsonWebKey {
   kid: string

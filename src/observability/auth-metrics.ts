@@ -42,17 +42,17 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
   const rateLimited = new Counter({ name: 'latchkey_rate_limited_total', help: 'Requests refused with 429, by route', labelNames: ['route'], registers })
   let poolStats: (() => PoolStats) | undefined
   // Read at scrape time, so it reports the pool as it is, not as it was at the last request.
-  new Gauge({
+  registry.registerMetric(new Gauge({
     name: 'latchkey_db_pool_connections',
     help: 'Database connections: max, total (open), idle, and waiting (queries queued for a connection)',
     labelNames: ['state'],
-    registers,
+    registers: [],
     collect () {
       const stats = poolStats?.()
       if (stats === undefined) return
       for (const [state, value] of Object.entries(stats)) if (value !== undefined) this.set({ state }, value)
     }
-  })
+  }))
 
   const counted = (counter: Counter) => async <T>(attempt: Promise<T>): Promise<T> => {
     try {

@@ -58,7 +58,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
     schema: {
       ...operation('oidcAuthorize', tags.federation, security.none, 'Start a sign-in with an OpenID Connect provider',
         'Redirects to the provider; errors after `redirect_uri` is checked are redirected back to it (RFC 6749 §4.1.2.1).'),
-      params: ProviderParamsSchema, querystring: AuthorizeQuerySchema, response: responses
+      params: ProviderParamsSchema,
+      querystring: AuthorizeQuerySchema,
+      response: responses
     }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
@@ -85,7 +87,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
     schema: {
       ...operation('oidcCallback', tags.federation, security.none, "The provider's redirect back",
         "Redirects to the app's `redirect_uri` with a one-time login code for `POST /auth/token`."),
-      params: ProviderParamsSchema, querystring: CallbackQuerySchema, response: { ...responses, 503: ProblemSchema }
+      params: ProviderParamsSchema,
+      querystring: CallbackQuerySchema,
+      response: { ...responses, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
