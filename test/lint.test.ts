@@ -84,7 +84,7 @@ t.test('imports across the folders of src/: allowed, or refused with the boundar
 })
 
 t.test('type-only imports and re-exports are held to the same boundaries', async t => {
-  t.same(await lint('src/routes/auth/oidc.ts', "import type { SignInRefusal } from '../../federation/identities.js'\n\nexport type Planted = SignInRefusal\n"),
+  t.same(await lint('src/routes/auth/oidc.ts', "import type { LoginCodes } from '../../federation/login-codes.js'\n\nexport type Planted = LoginCodes\n"),
     [['no-restricted-imports', 'capability index']])
   t.same(await lint('src/index.ts', "export { sessionsPlugin } from './sessions/sessions.js'\n"),
     [['no-restricted-imports', 'capability index']])

@@ -1,5 +1,3 @@
-export { default as identitiesPlugin } from './identities.js'
-export type { SignInRefusal } from './identities.js'
 export { default as loginCodesPlugin } from './login-codes.js'
 export { FederationError, default as oidcProvidersPlugin } from './oidc-providers.js'
 export { default as oidcTransactionsPlugin } from './oidc-transactions.js'

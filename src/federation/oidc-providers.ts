@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { ProviderClaims } from '../users/index.js'
 import type * as OpenIdClient from 'openid-client'
 import type { FastifyBaseLogger } from 'fastify'
 import type { OidcProviderConfig } from '../config/index.js'
@@ -6,12 +7,6 @@ import type { Clock } from '../lib/clock.js'
 import { isLoopbackHttp } from '../config/index.js'
 
 /** Who the provider says the user is (OIDC Core §5.1), reduced to what latchkey uses. */
-export interface ProviderClaims {
-  subject: string
-  email: string | undefined
-  emailVerified: boolean
-  name: string | undefined
-}
 
 /**
  * Why a federated sign-in could not finish: the provider could not be reached

@@ -1,4 +1,5 @@
 export { default as credentialsPlugin } from './credentials.js'
+export { default as identitiesPlugin, type ProviderClaims, type SignInRefusal } from './identities.js'
 export { default as passwordHasherPlugin } from './password-hasher.js'
 export { default as usersPlugin } from './users.js'
 export type { User, Users } from './users.js'

@@ -3,8 +3,15 @@ import { isUniqueViolation, type Database, type Statement } from '../db/index.js
 import type { Clock } from '../lib/clock.js'
 import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
 import { isUuid } from '../lib/uuid.js'
-import type { User } from '../users/index.js'
-import type { ProviderClaims } from './oidc-providers.js'
+import type { User } from './users.js'
+
+/** Who a provider says signed in (OpenID Connect Core §5.1 `sub`, `email`, `email_verified`, `name`). */
+export interface ProviderClaims {
+  subject: string
+  email: string | undefined
+  emailVerified: boolean
+  name: string | undefined
+}
 
 export interface IdentityView {
   id: string
