@@ -8,8 +8,6 @@ import { apiDocsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlu
 import { LOG_REDACTION, type AuthMetrics } from './observability/index.js'
 import { metricsRoute } from './routes/index.js'
 
-export { REDACTED_LOG_PATHS, LOG_REDACTION } from './observability/index.js'
-
 export interface BuildAppOptions {
   config: Config
   database?: Database | undefined

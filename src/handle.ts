@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { KeyStore, SigningKeys } from './keys/index.js'
+import type { StoredSigningKeys, SigningKeys } from './keys/index.js'
 import type { AccessTokenSubject } from './lib/access-token.js'
 import type { Sessions } from './sessions/index.js'
 import type { Users } from './users/index.js'
@@ -21,7 +21,7 @@ export interface LatchkeyHandle {
 /** The handle over the capabilities registered in `app`. */
 export function createHandle (app: FastifyInstance): LatchkeyHandle {
   const keys = app.signingKeys
-  const store = (): KeyStore => {
+  const store = (): StoredSigningKeys => {
     if (keys.kind === 'static') throw new Error('signing keys were given in options: they do not rotate')
     return keys
   }

@@ -102,7 +102,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       authPrefix: prefix,
       jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
       // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
-      metrics: config.metricsToken !== undefined && config.metricsPort === undefined ? { metrics: app.authMetrics, token: config.metricsToken } : undefined
+      metricsEndpoint: config.metricsToken !== undefined && config.metricsPort === undefined ? { metrics: app.authMetrics, token: config.metricsToken } : undefined
     })
 
     // The host's own routes get the guards and the handle once what they use exists.

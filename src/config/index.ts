@@ -1,3 +1,3 @@
 export { loadConfig } from './load.js'
-export { ConfigError, isLoopbackHttp, type Env, type TrustProxy } from './parsers.js'
-export { JWT_ALGORITHMS, type Argon2Parameters, type Config, type JwtAlgorithm, type OidcProviderConfig, type RateLimitSettings, type ServerTimeouts } from './types.js'
+export { ConfigError, type Env } from './parsers.js'
+export type { Argon2Parameters, Config, OidcProviderConfig } from './types.js'

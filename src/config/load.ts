@@ -3,6 +3,9 @@ import { refuseUnsafeProductionDefaults } from './guards.js'
 import { boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, trustProxy, url, type Env } from './parsers.js'
 import { JWT_ALGORITHMS, type Config } from './types.js'
 
+/** The per-account failure window: 15 minutes, the lockout period OWASP's Authentication Cheat Sheet suggests. */
+const ACCOUNT_WINDOW_SECONDS = 900
+
 /**
  * Reads the service's configuration from environment-style strings (README,
  * Configuration). Every value is checked here, so a bad one stops the process at
@@ -69,7 +72,7 @@ export function loadConfig (env: Env): Config {
       // OWASP ASVS V2.2.1 allows at most 100 failures an hour; an hour meets at most five
       // back-to-back 15-minute windows, hence the cap of 20.
       loginFailuresPerAccount: integer(env, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT', 10, 1, 20),
-      accountWindowSeconds: 900
+      accountWindowSeconds: ACCOUNT_WINDOW_SECONDS
     },
     redisUrl: url(env, 'REDIS_URL', undefined, ['redis:', 'rediss:']),
     redisKeyPrefix: read(env, 'REDIS_KEY_PREFIX') ?? 'latchkey:',

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto'
+import { secretDigest } from '../lib/secret-digest.js'
 import { isIP } from 'node:net'
+import { isLoopbackHttp } from '../lib/loopback.js'
 import type { OidcProviderConfig } from './types.js'
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -123,7 +124,7 @@ export function serviceClients (env: Env, name: string): Map<string, Buffer> {
     if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new ConfigError(name, 'entries are id:secret with an id of letters, digits, ".", "_" or "-"')
     if (secret.length < 32) throw new ConfigError(name, `the secret of "${id}" must be at least 32 characters`)
     if (clients.has(id)) throw new ConfigError(name, `"${id}" appears twice`)
-    clients.set(id, createHash('sha256').update(secret).digest())
+    clients.set(id, secretDigest(secret))
   }
   return clients
 }
@@ -141,13 +142,6 @@ export function url (env: Env, name: string, fallback: string | undefined, proto
     throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${parsed.protocol}`)
   }
   return raw
-}
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
-
-/** http is tolerable only where it never leaves the machine (RFC 8252 §8.3). */
-export function isLoopbackHttp (url: URL): boolean {
-  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)
 }
 
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/

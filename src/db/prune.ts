@@ -8,7 +8,12 @@ export const PRUNE_BATCH = 500
  * Runs a bounded delete (`$1` the cutoff, `$2` its `limit`, `returning` one
  * column per row) until it deletes fewer than a batch, however much piled up.
  */
-export async function pruneInBatches (database: Database, statement: Statement, cutoff: Date, batchSize = PRUNE_BATCH): Promise<number> {
+export interface PruneOptions {
+  /** Rows per statement; PRUNE_BATCH unless a test wants to see the batching. */
+  batchSize?: number
+}
+
+export async function pruneInBatches (database: Database, statement: Statement, cutoff: Date, { batchSize = PRUNE_BATCH }: PruneOptions = {}): Promise<number> {
   let total = 0
   for (;;) {
     const deleted = (await database.query(statement, [cutoff, batchSize])).length
@@ -32,6 +37,6 @@ export function pruneExpiredStatement (name: string, table: string, key: string)
 }
 
 /** A table owner's `prune(retentionSeconds)`: deletes what died longer ago than that, by `clock`'s time. */
-export function pruner (database: Database, statement: Statement, clock: Clock): (retentionSeconds: number, batchSize?: number) => Promise<number> {
-  return (retentionSeconds, batchSize) => pruneInBatches(database, statement, new Date(clock.now() - retentionSeconds * 1000), batchSize)
+export function pruner (database: Database, statement: Statement, clock: Clock): (retentionSeconds: number, options?: PruneOptions) => Promise<number> {
+  return (retentionSeconds, options) => pruneInBatches(database, statement, new Date(clock.now() - retentionSeconds * 1000), options)
 }

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { Clock } from '../lib/clock.js'
 import { s256Challenge } from '../lib/pkce.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
-import { pruneExpiredStatement, pruner, type Database, type Statement } from '../db/index.js'
+import { pruneExpiredStatement, pruner, type Database, type PruneOptions, type Statement } from '../db/index.js'
 
 export interface LoginCodeIssue {
   userId: string
@@ -29,7 +29,7 @@ export interface LoginCodes {
   /** The session started by a code that was already redeemed, when the same app presents it again. */
   sessionOfReplay(code: string, verifier: string): Promise<{ sessionId: string, userId: string } | undefined>
   /** Deletes codes expired for longer than `retentionSeconds`, a bounded batch at a time. */
-  prune(retentionSeconds: number, batchSize?: number): Promise<number>
+  prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
 }
 
 const statements = {

@@ -4,7 +4,7 @@ import type * as OpenIdClient from 'openid-client'
 import type { FastifyBaseLogger } from 'fastify'
 import type { OidcProviderConfig } from '../config/index.js'
 import type { Clock } from '../lib/clock.js'
-import { isLoopbackHttp } from '../config/index.js'
+import { isLoopbackHttp } from '../lib/loopback.js'
 
 /** Who the provider says the user is (OIDC Core §5.1), reduced to what latchkey uses. */
 

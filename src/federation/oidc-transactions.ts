@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Clock } from '../lib/clock.js'
-import { pruneExpiredStatement, pruner, type Database, type Statement } from '../db/index.js'
+import { pruneExpiredStatement, pruner, type Database, type PruneOptions, type Statement } from '../db/index.js'
 import { nonceFor, providerVerifierFor } from '../lib/oidc-state.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
 
@@ -32,7 +32,7 @@ export interface OidcTransactions {
   /** Takes the transaction named by `state`, once (RFC 6749 §10.12). */
   consume(provider: string, state: string): Promise<Consumed>
   /** Deletes transactions that expired more than `retentionSeconds` ago; answers how many. */
-  prune(retentionSeconds: number, batchSize?: number): Promise<number>
+  prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
 }
 
 export interface OidcTransactionSettings {

@@ -1,2 +1,2 @@
 export { grantResponse, startSession, withUser } from './grants.js'
-export { redeemLoginCode, type LoginCodeRedemption } from './login-code-grant.js'
+export { redeemLoginCode } from './login-code-grant.js'

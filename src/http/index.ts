@@ -1,4 +1,4 @@
-export { default as apiDocsPlugin, type ApiDocsOptions } from './api-docs.js'
+export { default as apiDocsPlugin } from './api-docs.js'
 export { default as cookiePlugin } from './cookie.js'
 export { default as corsPlugin } from './cors.js'
 export { OAuthError, ProblemError, errors, oauthErrors, rateLimitedFor, type ProblemCode } from './errors.js'

@@ -1,12 +1,12 @@
 import fp from 'fastify-plugin'
 import { asc, eq, sql } from 'drizzle-orm'
-import type { Config, JwtAlgorithm } from '../config/index.js'
+import type { Config } from '../config/index.js'
 import { deriveKey } from '../lib/secret.js'
 import type { Db } from '../db/index.js'
 import { signingKeys } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { decryptPrivateKey, encryptPrivateKey } from '../lib/key-encryption.js'
-import { generateSigningKeyPem, signingKeyFromPem, type PublicJwk, type SigningKey } from '../lib/signing-key.js'
+import { generateSigningKeyPem, signingKeyFromPem, type JwtAlgorithm, type PublicJwk, type SigningKey } from '../lib/signing-key.js'
 
 export type KeyState = 'next' | 'current' | 'retired'
 
@@ -37,12 +37,15 @@ export interface KeyScheduleSettings {
   encryptionKey: Buffer
 }
 
-/** The key schedule a configuration asks for; each instance re-reads keys every minute at most. */
+/** Each instance re-reads the key set at least this often, or every JWKS max-age when that is shorter. */
+const MAX_RELOAD_SECONDS = 60
+
+/** The key schedule a configuration asks for. */
 export function keyScheduleFrom (config: Config, masterSecret: string): KeyScheduleSettings {
   return {
     alg: config.jwtAlg,
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
-    reloadSeconds: Math.min(60, config.jwksMaxAgeSeconds),
+    reloadSeconds: Math.min(MAX_RELOAD_SECONDS, config.jwksMaxAgeSeconds),
     rotationSeconds: config.signingKeyRotationSeconds,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     encryptionKey: deriveKey(masterSecret, 'signing-key-encryption')
@@ -72,7 +75,7 @@ export function createStaticSigningKeys (keys: readonly SigningKey[]): StaticSig
 // One lock id for key maintenance across every instance on this database.
 const MAINTENANCE_LOCK = sql`select pg_advisory_xact_lock(4242001)`
 
-export interface KeyStore extends SigningKeys {
+export interface StoredSigningKeys extends SigningKeys {
   readonly kind: 'stored'
   /** Bootstraps, schedules, promotes and drops keys as their times come; then reloads. */
   maintain(): Promise<void>
@@ -84,7 +87,7 @@ export interface KeyStore extends SigningKeys {
   revoke(kid: string): Promise<boolean>
 }
 
-export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSettings): KeyStore {
+export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSettings): StoredSigningKeys {
   let published: PublishedKey[] = []
   let current: SigningKey | undefined
   let jwks = { keys: [] as PublicJwk[] }
@@ -204,7 +207,7 @@ export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSetti
 
 declare module 'fastify' {
   interface FastifyInstance {
-    signingKeys: StaticSigningKeys | KeyStore
+    signingKeys: StaticSigningKeys | StoredSigningKeys
   }
 }
 

@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../lib/clock.js'
-import { LocalWindowCounter, type WindowCount } from './store/local.js'
+import { LocalWindowCounter } from './store/local.js'
+import type { WindowCount } from './store/window-store.js'
 import { openRedis, RedisWindowCounter } from './store/redis.js'
 
 /**

@@ -6,14 +6,14 @@ import healthRoutes from './health.js'
 import metricsRoute from './metrics.js'
 import wellKnownRoutes from './well-known.js'
 
-export { default as metricsRoute, type MetricsRouteOptions } from './metrics.js'
+export { default as metricsRoute } from './metrics.js'
 
 export interface RoutesOptions {
   /** Where the auth routes live (`/auth` by default, as in openapi.yaml). */
   authPrefix: string
   jwksMaxAgeSeconds: number
   /** `/metrics` on this listener, behind this bearer secret; undefined serves it elsewhere or not at all. */
-  metrics?: { metrics: AuthMetrics, token: string } | undefined
+  metricsEndpoint?: { metrics: AuthMetrics, token: string } | undefined
 }
 
 /** Every route of the service: the auth routes under their prefix, discovery, health and metrics at the root. */
@@ -24,7 +24,7 @@ const routes: FastifyPluginAsync<RoutesOptions> = async (app, options) => {
   }, { prefix: options.authPrefix })
   await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: options.jwksMaxAgeSeconds, authPrefix: options.authPrefix })
   await app.register(healthRoutes)
-  if (options.metrics !== undefined) await app.register(metricsRoute, options.metrics)
+  if (options.metricsEndpoint !== undefined) await app.register(metricsRoute, options.metricsEndpoint)
 }
 
 export default routes

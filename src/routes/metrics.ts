@@ -1,9 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
 import type { AuthMetrics } from '../observability/index.js'
 import { bearerToken } from '../tokens/index.js'
-import { sendProblem } from '../http/index.js'
-import { errors } from '../http/index.js'
+import { errors, sendProblem } from '../http/index.js'
+import { matchesDigest, secretDigest } from '../lib/secret-digest.js'
 
 export interface MetricsRouteOptions {
   metrics: AuthMetrics
@@ -11,17 +10,14 @@ export interface MetricsRouteOptions {
   token?: string | undefined
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest()
-
 /** GET /metrics in the Prometheus text format, behind a bearer secret when one is configured. */
 const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (app, { metrics, token }) => {
-  const expected = token === undefined ? undefined : digest(token)
+  const expected = token === undefined ? undefined : secretDigest(token)
   // Operators' endpoint, behind its own token: not part of the public contract (openapi.yaml).
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (expected !== undefined) {
       const presented = bearerToken(request)
-      // Equal-length digests compared in constant time: the secret leaks nothing through timing.
-      if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
+      if (presented === undefined || !matchesDigest(presented, expected)) {
         return sendProblem(reply, errors.authenticationRequired('Send the metrics token as Authorization: Bearer <token>', { 'www-authenticate': 'Bearer realm="latchkey-metrics"' }))
       }
     }

@@ -5,7 +5,7 @@ import type { Clock } from '../lib/clock.js'
 import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
 import { errors } from '../http/index.js'
-import { pruner } from '../db/index.js'
+import { pruner, type PruneOptions } from '../db/index.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -14,6 +14,9 @@ export interface SessionSettings {
   /** Key of the successor HMAC (lib/opaque-token.ts). */
   successorKey: Buffer
 }
+
+/** Where a capability reports its events: the app's logger, or a request's. */
+export type SessionLog = Pick<FastifyBaseLogger, 'warn'>
 
 export interface SessionStart {
   userId: string
@@ -53,8 +56,11 @@ export interface RefreshTokenInfo {
 
 export interface Sessions {
   start(start: SessionStart): Promise<SessionGrant>
-  /** Rotates a refresh token (RFC 9700 §4.14.2); throws the contract's 401 problems. */
-  refresh(token: string): Promise<SessionGrant>
+  /**
+   * Rotates a refresh token (RFC 9700 §4.14.2); throws the contract's 401
+   * problems. Reuse is logged on `log` (the request's, so the line carries its id).
+   */
+  refresh(token: string, log?: SessionLog): Promise<SessionGrant>
   /** The session a refresh token belongs to, revoked; false when there was nothing to revoke. */
   revokeByRefreshToken(token: string, reason: RevokeReason): Promise<boolean>
   /** Revokes one live session of this user; false when no such session is live. */
@@ -66,7 +72,7 @@ export interface Sessions {
   /** The live, unrotated refresh token's session; undefined for anything else. */
   inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
   /** Deletes sessions dead for longer than `retentionSeconds`, a bounded batch at a time. */
-  prune(retentionSeconds: number, batchSize?: number): Promise<number>
+  prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
 }
 
 const statements = {
@@ -178,13 +184,13 @@ interface MissedRow {
 const LIVE_CACHE_MS = 1_000
 const LIVE_CACHE_MAX = 10_000
 
-export function createSessions (database: Database, clock: Clock, settings: SessionSettings, log: Pick<FastifyBaseLogger, 'warn'>): Sessions {
+export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog): Sessions {
   const recentlyLive = new Map<string, number>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
 
   /** Why a rotation found nothing to rotate: unknown, dead session, a retry inside the window, or reuse. */
-  async function explainMiss (token: string, hash: Buffer, now: number): Promise<SessionGrant> {
+  async function explainMiss (token: string, hash: Buffer, now: number, log: SessionLog): Promise<SessionGrant> {
     const [row] = await database.query<MissedRow>(statements.explain, [hash])
     if (row === undefined) throw errors.invalidRefreshToken()
     if (row.revoked_at !== null) throw errors.sessionRevoked()
@@ -221,7 +227,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       return { sessionId: row!.session_id, userId, clientId, refreshToken, refreshExpiresIn: Math.floor((idle - now) / 1000) }
     },
 
-    async refresh (token) {
+    async refresh (token, log = defaultLog) {
       if (!isOpaqueToken(token)) throw errors.invalidRefreshToken()
       const now = clock.now()
       const hash = hashOpaqueToken(token)
@@ -229,7 +235,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       const [row] = await database.query<RotatedRow>(statements.rotate, [
         hash, hashOpaqueToken(successor), new Date(now), settings.idleTtlSeconds
       ])
-      if (row === undefined) return explainMiss(token, hash, now)
+      if (row === undefined) return explainMiss(token, hash, now, log)
       return {
         sessionId: row.id,
         userId: row.user_id,

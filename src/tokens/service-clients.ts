@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { oauthErrors } from '../http/index.js'
+import { matchesDigest, secretDigest } from '../lib/secret-digest.js'
 
 type ClientCredentials = { client_id?: string | undefined, client_secret?: string | undefined }
 
@@ -12,7 +12,7 @@ export interface ServiceClients {
   require(request: FastifyRequest): Promise<void>
 }
 
-const UNKNOWN = createHash('sha256').update('no such client').digest()
+const UNKNOWN = secretDigest('no such client')
 
 /**
  * RFC 6749 §2.3.1: HTTP Basic (client_secret_basic, id and secret form-encoded
@@ -23,7 +23,7 @@ const UNKNOWN = createHash('sha256').update('no such client').digest()
 export function createServiceClients (clients: ReadonlyMap<string, Buffer>): ServiceClients {
   const check = (id: string, secret: string): string | undefined => {
     const expected = clients.get(id)
-    const matches = timingSafeEqual(expected ?? UNKNOWN, createHash('sha256').update(secret).digest())
+    const matches = matchesDigest(secret, expected ?? UNKNOWN)
     return expected !== undefined && matches ? id : undefined
   }
   const authenticate = (request: FastifyRequest, body: ClientCredentials): string | undefined => {

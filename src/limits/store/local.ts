@@ -1,17 +1,4 @@
-/** One key's count in a fixed window that opens at the key's first hit. */
-export interface WindowCount {
-  count: number
-  /** When the window opened (ms since the epoch); it names the window for `undo`. */
-  windowStart: number
-  /** When the window closes and the count starts again from zero. */
-  resetAt: number
-}
-
-/** A fixed-window store: counts a hit at `now`, and takes one back from the window that opened at `windowStart`. */
-export interface WindowStore {
-  hit(key: string, windowMs: number, now: number): WindowCount | Promise<WindowCount>
-  undo(key: string, windowStart: number): void | Promise<void>
-}
+import type { WindowCount, WindowStore } from './window-store.js'
 
 interface Window {
   start: number
@@ -30,6 +17,9 @@ export class LocalWindowCounter implements WindowStore {
   private readonly windows = new Map<string, Window>()
 
   constructor (private readonly maxKeys = 100_000) {}
+
+  /** Always answers: it is the fallback of the shared store. */
+  readonly ready = true
 
   hit (key: string, windowMs: number, now: number): WindowCount {
     let window = this.windows.get(key)

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { WindowCount, WindowStore } from './local.js'
+import type { WindowCount, WindowStore } from './window-store.js'
 
 // The window opens at the first hit and is timed by the app's clock (ARGV[1]),
 // so every instance agrees on it and tests move it; PEXPIRE only frees memory.

@@ -24,7 +24,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     // In cookie mode a missing cookie means "no session here" (logged out, or never logged in).
     if (token === undefined && cookieMode) throw errors.invalidRefreshToken('There is no refresh cookie')
     if (token === undefined) throw errors.validationFailed('refresh_token is required (in the body, or the cookie with X-Auth-Mode: cookie)')
-    const grant = await app.authMetrics.countRefresh(app.sessions.refresh(token))
+    const grant = await app.authMetrics.countRefresh(app.sessions.refresh(token, request.log))
     return grantResponse(app, request, reply, grant)
   })
 }

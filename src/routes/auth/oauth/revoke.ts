@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { noStore } from '../../../http/index.js'
 import { looksLikeJwt } from '../../../lib/access-token.js'
 import { TokenOperationBodySchema } from '../../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../../schemas/problem.js'
@@ -31,7 +30,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     } else {
       await app.sessions.revokeByRefreshToken(token, 'revoked_by_service')
     }
-    return noStore(reply).send({})
+    return reply.header('cache-control', 'no-store').send({})
   })
 }
 

@@ -11,12 +11,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/token', {
     // Counted once the grant type is known: a refresh_token grant draws on the refresh budget, as
     // /auth/refresh does; password and authorization_code grants (credentials) on the password budget.
-    preHandler: [
-      (request, reply) => request.body.grant_type === 'refresh_token'
-        ? app.addressLimits.refresh.call(app, request, reply)
-        : app.addressLimits.password.call(app, request, reply),
-      app.refreshCookies.decideMode
-    ],
+    preHandler: (request, reply) => request.body.grant_type === 'refresh_token'
+      ? app.addressLimits.refresh.call(app, request, reply)
+      : app.addressLimits.password.call(app, request, reply),
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
         '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
@@ -31,6 +28,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
       case 'password': {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
+        // Decided once a grant's own fields are checked, so that each grant's errors come first.
+        await app.refreshCookies.decideMode(request)
         const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password))
         const grant = await startSession(app, request, user, body.client_id ?? app.config.clientId)
         return grantResponse(app, request, reply, grant)
@@ -38,7 +37,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
       case 'refresh_token': {
         // RFC 6749 §6; the token rotates exactly as on /auth/refresh.
         if (body.refresh_token === undefined) throw oauthErrors.invalidRequest('refresh_token is required')
-        const grant = await app.authMetrics.countRefresh(app.sessions.refresh(body.refresh_token))
+        await app.refreshCookies.decideMode(request)
+        const grant = await app.authMetrics.countRefresh(app.sessions.refresh(body.refresh_token, request.log))
         return grantResponse(app, request, reply, grant)
       }
       case 'authorization_code': {
@@ -46,6 +46,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         const { code, code_verifier: verifier, redirect_uri: redirectUri } = body
         if (code === undefined || verifier === undefined || redirectUri === undefined) throw oauthErrors.invalidRequest('code, code_verifier and redirect_uri are required')
         if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+        await app.refreshCookies.decideMode(request)
         const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)

@@ -1,0 +1,67 @@
+import t from 'tap'
+import pino from 'pino'
+import { eq } from 'drizzle-orm'
+import { loginCodes, oidcTransactions, sessions, users } from '../../src/db/schema.js'
+import { createLoginCodes } from '../../src/federation/login-codes.js'
+import { createOidcTransactions } from '../../src/federation/oidc-transactions.js'
+import { pruneJobs, runPruneJobs, RETENTION_SECONDS } from '../../src/jobs/pruning.js'
+import { emailKey } from '../../src/lib/email.js'
+import { createSessions } from '../../src/sessions/sessions.js'
+import { ManualClock, testDatabase, uniqueEmail } from '../helper.js'
+import { APP_REDIRECT, pkcePair } from '../oidc.js'
+
+function capturedLog () {
+  const lines: Array<{ level: number, msg: string, count?: number }> = []
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)) } })
+  return { log, lines }
+}
+
+t.test('one run of the job list deletes what each owner keeps past its retention, and nothing earlier', async t => {
+  const database = await testDatabase()
+  const clock = new ManualClock()
+  const owners = {
+    sessions: createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {} }),
+    oidcTransactions: createOidcTransactions(database, clock, { ttlSeconds: 600, key: Buffer.alloc(32) }),
+    loginCodes: createLoginCodes(database, clock, 600)
+  }
+  const email = uniqueEmail()
+  const now = new Date(clock.now())
+  const [user] = await database.db.insert(users).values({ email, emailKey: emailKey(email), passwordHash: null, createdAt: now, updatedAt: now }).returning()
+  const { challenge } = pkcePair()
+  await owners.sessions.start({ userId: user!.id, clientId: 'app' })
+  await owners.oidcTransactions.begin({ provider: 'test', redirectUri: APP_REDIRECT, codeChallenge: challenge, appState: undefined })
+  await owners.loginCodes.issue({ userId: user!.id, redirectUri: APP_REDIRECT, codeChallenge: challenge })
+  const jobs = pruneJobs(owners)
+  t.same(jobs.map(job => [job.what, job.retentionSeconds]), [
+    ['dead sessions', RETENTION_SECONDS.sessions],
+    ['expired sign-in transactions', RETENTION_SECONDS.oidcTransactions],
+    ['expired login codes', RETENTION_SECONDS.loginCodes]
+  ])
+  const { log, lines } = capturedLog()
+
+  // All three die at +600 s: the transaction and the code are kept an hour after, the session a day.
+  clock.advance(600 + RETENTION_SECONDS.loginCodes - 1)
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0], 'within every retention: nothing deleted')
+  clock.advance(2)
+  t.same(await runPruneJobs(jobs, log), [0, 1, 1])
+  clock.advance(RETENTION_SECONDS.sessions - RETENTION_SECONDS.loginCodes)
+  t.same(await runPruneJobs(jobs, log), [1, 0, 0])
+  t.equal(await database.db.$count(sessions, eq(sessions.userId, user!.id)), 0)
+  t.equal(await database.db.$count(oidcTransactions), 0)
+  t.equal(await database.db.$count(loginCodes, eq(loginCodes.userId, user!.id)), 0)
+  t.same(lines.map(line => [line.msg, line.count]), [
+    ['pruned expired sign-in transactions', 1],
+    ['pruned expired login codes', 1],
+    ['pruned dead sessions', 1]
+  ])
+})
+
+t.test('a failing job is logged and the others still run', async t => {
+  const { log, lines } = capturedLog()
+  const jobs = [
+    { what: 'broken rows', retentionSeconds: 1, prune: async () => { throw new Error('relation does not exist') } },
+    { what: 'fine rows', retentionSeconds: 1, prune: async () => 2 }
+  ]
+  t.same(await runPruneJobs(jobs, log), [0, 2])
+  t.same(lines.map(line => [line.level, line.msg]), [[40, 'pruning broken rows failed'], [30, 'pruned fine rows']])
+})
