@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { eq, sql } from 'drizzle-orm'
 import { identities, loginCodes, sessions, users } from '../../../src/db/schema.js'
@@ -20,6 +20,7 @@ function account (claims: Account = {}) {
   provider.accounts.set(login, { email: uniqueEmail('federated'), email_verified: true, ...claims })
   return { login, email: provider.accounts.get(login)!.email! }
 }
+const hashOf = (code: string) => createHash('sha256').update(code).digest()
 const userCount = async (email: string) => database.db.$count(users, eq(users.emailKey, emailKey(email)))
 
 /** The sign-in up to the provider's redirect back to latchkey, with the authorization URL altered on the way if asked. */
@@ -149,7 +150,7 @@ t.test('refused at the authorization request: redirect URI, provider, PKCE', asy
   t.equal(new URL(native.headers.get('location')!).origin, provider.issuer)
 })
 
-t.test('refused at the token endpoint: a code used twice, the wrong verifier or redirect URI, an expired code', async t => {
+t.test('refused at the token endpoint: a code used twice, the wrong verifier or redirect URI (which spend it), an expired code', async t => {
   const tokenError = async (response: Response) => (await response.json() as { error: string }).error
 
   const { login } = account()
@@ -167,26 +168,37 @@ t.test('refused at the token endpoint: a code used twice, the wrong verifier or 
   const [revoked] = await database.db.select().from(sessions).where(sql`${sessions.revokedReason} = 'login_code_reused'`)
   t.ok(revoked, 'the reason is recorded')
 
-  const cases: Array<{ name: string, params: (code: string, verifier: string) => Record<string, string>, before?: () => void, error: string, stillRedeemable: boolean }> = [
-    { name: 'another code_verifier', params: code => ({ code, code_verifier: pkcePair().verifier }), error: 'invalid_grant', stillRedeemable: true },
-    { name: 'another redirect_uri', params: (code, verifier) => ({ code, code_verifier: verifier, redirect_uri: NATIVE_REDIRECT }), error: 'invalid_grant', stillRedeemable: true },
-    { name: 'no code_verifier', params: code => ({ code }), error: 'invalid_request', stillRedeemable: true },
-    { name: 'a malformed code_verifier', params: code => ({ code, code_verifier: 'too-short' }), error: 'invalid_request', stillRedeemable: true },
-    { name: 'no code', params: (_code, verifier) => ({ code_verifier: verifier }), error: 'invalid_request', stillRedeemable: true },
-    { name: 'an unknown code', params: (_code, verifier) => ({ code: randomBytes(32).toString('base64url'), code_verifier: verifier }), error: 'invalid_grant', stillRedeemable: true },
-    { name: 'an expired code', before: () => clock.advance(61), params: (code, verifier) => ({ code, code_verifier: verifier }), error: 'invalid_grant', stillRedeemable: false }
+  // RFC 6749 §4.1.2, RFC 9700 §2.1.1: a redemption that fails its checks uses the code up, so a guessed verifier gets one try.
+  // What the code's row holds afterwards: used with a session (the rightful app redeemed it), used without one, or untouched.
+  const cases: Array<{ name: string, params: (code: string, verifier: string) => Record<string, string>, before?: () => void, error: string, stored: 'redeemed' | 'spent' | 'unused' }> = [
+    { name: 'another code_verifier', params: code => ({ code, code_verifier: pkcePair().verifier }), error: 'invalid_grant', stored: 'spent' },
+    { name: 'another redirect_uri', params: (code, verifier) => ({ code, code_verifier: verifier, redirect_uri: NATIVE_REDIRECT }), error: 'invalid_grant', stored: 'spent' },
+    { name: 'no code_verifier', params: code => ({ code }), error: 'invalid_request', stored: 'redeemed' },
+    { name: 'a malformed code_verifier', params: code => ({ code, code_verifier: 'too-short' }), error: 'invalid_request', stored: 'redeemed' },
+    { name: 'no code', params: (_code, verifier) => ({ code_verifier: verifier }), error: 'invalid_request', stored: 'redeemed' },
+    { name: 'an unknown code', params: (_code, verifier) => ({ code: randomBytes(32).toString('base64url'), code_verifier: verifier }), error: 'invalid_grant', stored: 'redeemed' },
+    { name: 'an expired code', before: () => clock.advance(61), params: (code, verifier) => ({ code, code_verifier: verifier }), error: 'invalid_grant', stored: 'unused' }
   ]
   for (const c of cases) {
     const { login } = account()
     const { landed, verifier } = await signIn(new Browser(base), login)
     const code = landed.searchParams.get('code')!
     c.before?.()
+    const logged = logs.lines.length
     const response = await exchange(base, c.params(code, verifier))
     t.equal(response.status, 400, `${c.name}: status`)
     t.equal(response.headers.get('cache-control'), 'no-store', `${c.name}: no-store`)
     t.equal(await tokenError(response), c.error, `${c.name}: error`)
     const rightful = await exchange(base, { code, code_verifier: verifier })
-    t.equal(rightful.status, c.stillRedeemable ? 200 : 400, `${c.name}: the app holding the verifier ${c.stillRedeemable ? 'still can' : 'cannot either'}`)
+    const stillRedeemable = c.stored === 'redeemed'
+    t.equal(rightful.status, stillRedeemable ? 200 : 400, `${c.name}: the app holding the verifier ${stillRedeemable ? 'still can' : 'cannot either'}`)
+    if (!stillRedeemable) t.equal(await tokenError(rightful), 'invalid_grant', `${c.name}: invalid_grant for the rightful app too`)
+    const mismatch = logs.entries().slice(logged).find(entry => entry.event === 'login_code_mismatch')
+    t.equal(mismatch?.level, c.stored === 'spent' ? 40 : undefined, `${c.name}: ${c.stored === 'spent' ? 'a warning' : 'no warning'} that a live code was spent`)
+    const [row] = await database.db.select().from(loginCodes).where(eq(loginCodes.hash, hashOf(code)))
+    t.ok(row, `${c.name}: the code is stored`)
+    t.equal(row!.usedAt !== null, c.stored !== 'unused', `${c.name}: ${c.stored === 'unused' ? 'not used' : 'used'}`)
+    t.equal(row!.sessionId !== null, c.stored === 'redeemed', `${c.name}: ${c.stored === 'redeemed' ? 'a session' : 'no session'} from this code`)
   }
 })
 
