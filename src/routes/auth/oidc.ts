@@ -97,6 +97,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
     if (state === undefined) throw unknownState()
     const consumed = await app.oidcTransactions.consume(name, state)
     if (consumed.status === 'unknown') throw unknownState()
+    if (consumed.status === 'other_provider') {
+      // Spent all the same: a state that turned up at the wrong callback (a mix-up, RFC 9700 §4.4) finishes nothing anywhere.
+      request.log.warn({ event: 'oidc_state_other_provider', provider: name }, "sign-in state presented at another provider's callback: spent")
+      throw unknownState()
+    }
     if (consumed.status === 'spent') {
       return toApp(reply, consumed.redirectUri, consumed.appState, { error: 'access_denied', error_description: 'This sign-in was already used or has expired; start again' })
     }

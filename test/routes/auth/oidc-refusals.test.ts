@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { eq, sql } from 'drizzle-orm'
-import { identities, loginCodes, sessions, users } from '../../../src/db/schema.js'
+import { identities, loginCodes, oidcTransactions, sessions, users } from '../../../src/db/schema.js'
 import { emailKey } from '../../../src/lib/email.js'
 import { buildTestApp, LogCapture, ManualClock, registerUser, uniqueEmail } from '../../helper.js'
 import { APP_REDIRECT, atCallback, authorizeUrl, Browser, exchange, listen, pkcePair, providersEnv, signIn, startProvider, type Account } from '../../oidc.js'
@@ -90,6 +90,30 @@ t.test('refused at the callback: state, nonce, issuer, audience, expiry', async 
     }
     t.equal(await userCount(email), 0, `${c.name}: no account created`)
   }
+})
+
+t.test("a state presented at another provider's callback is spent: the right callback no longer finishes it", async t => {
+  const { login, email } = account()
+  const { browser, callback } = await toCallback(login)
+  const state = callback.searchParams.get('state')!
+  const elsewhere = new URL(callback)
+  elsewhere.pathname = '/auth/oidc/strict/callback'
+  const logged = logs.lines.length
+  const wrong = await browser.request(elsewhere.href)
+  t.equal(wrong.status, 400)
+  t.equal((await wrong.json() as { code: string }).code, 'invalid_state')
+  t.equal(wrong.headers.get('location'), null, 'no redirect on behalf of another provider')
+  t.match(logs.entries().slice(logged).find(entry => entry.msg === "sign-in state presented at another provider's callback: spent"), { level: 40, provider: 'strict' })
+  t.notOk(logs.text().includes(state), 'the state is not logged')
+  const [transaction] = await database.db.select().from(oidcTransactions).where(eq(oidcTransactions.stateHash, hashOf(state)))
+  t.equal(transaction?.provider, 'test', "the transaction is the test provider's")
+  t.type(transaction?.usedAt, Date, 'and it is spent')
+
+  const right = await browser.request(callback.href)
+  assertErrorAtApp(t, right, 'access_denied', 'the right callback afterwards')
+  t.equal(new URL(right.headers.get('location')!).searchParams.get('error_description'), 'This sign-in was already used or has expired; start again')
+  t.equal(await userCount(email), 0, 'no account created')
+  t.equal(await database.db.$count(identities, eq(identities.subject, login)), 0, 'no identity')
 })
 
 t.test('a replayed callback gets no second code', async t => {
