@@ -51,6 +51,7 @@ t.test('refused at the callback: state, nonce, issuer, audience, expiry', async 
     alterAuthorize?: (url: URL) => void
     alterCallback?: (url: URL) => void
     tamper?: (claims: Record<string, unknown>) => Record<string, unknown>
+    foreignKey?: boolean
     before?: () => void
     problem?: string
     error?: string
@@ -63,6 +64,7 @@ t.test('refused at the callback: state, nonce, issuer, audience, expiry', async 
     { name: 'a wrong nonce', alterAuthorize: url => url.searchParams.set('nonce', 'a nonce latchkey never made'), error: 'access_denied', detail: /ID Token "nonce" claim/ },
     { name: 'an ID token from another issuer', tamper: claims => ({ ...claims, iss: 'https://evil.example' }), error: 'access_denied', detail: /JWT "iss" \(issuer\) claim/ },
     { name: 'an ID token for another audience', tamper: claims => ({ ...claims, aud: 'another-client' }), error: 'access_denied', detail: /JWT "aud" \(audience\) claim/ },
+    { name: "an ID token signed by another key under the provider's kid", foreignKey: true, error: 'access_denied', detail: /JWT signature verification failed/ },
     { name: 'an expired ID token', tamper: claims => ({ ...claims, iat: Math.floor(Date.now() / 1000) - 7200, exp: Math.floor(Date.now() / 1000) - 3600 }), error: 'access_denied', detail: /JWT "exp" \(expiration time\) claim/ },
     { name: 'an authorization response from another issuer (RFC 9207)', alterCallback: url => url.searchParams.set('iss', 'https://evil.example'), error: 'access_denied', detail: /"iss" \(issuer\) response parameter/ },
     { name: 'an expired transaction', before: () => clock.advance(601), error: 'access_denied' }
@@ -73,9 +75,11 @@ t.test('refused at the callback: state, nonce, issuer, audience, expiry', async 
     c.alterCallback?.(callback)
     c.before?.()
     provider.tamperIdToken = c.tamper
+    provider.signWithForeignKey = c.foreignKey ?? false
     const logged = logs.lines.length
     const response = await browser.request(callback.href)
     provider.tamperIdToken = undefined
+    provider.signWithForeignKey = false
     if (c.detail !== undefined) {
       const failure = logs.entries().slice(logged).find(entry => entry.msg === 'federated sign-in failed')
       t.match(failure, { provider: 'test', reason: 'rejected', detail: c.detail }, `${c.name}: refused for that reason`)
@@ -89,6 +93,7 @@ t.test('refused at the callback: state, nonce, issuer, audience, expiry', async 
       assertErrorAtApp(t, response, c.error!, c.name)
     }
     t.equal(await userCount(email), 0, `${c.name}: no account created`)
+    t.equal(await database.db.$count(identities, eq(identities.subject, login)), 0, `${c.name}: no identity`)
   }
 })
 
