@@ -2,7 +2,7 @@ import type { FastifyError } from 'fastify'
 import type { FastifyPluginAsync } from 'fastify'
 import formBody from '@fastify/formbody'
 import { OAuthError, oauthErrors, ProblemError } from '../../errors.js'
-import { logServerError, toProblemError } from '../../plugins/app/problems.js'
+import { discardBody, logServerError, toProblemError } from '../../plugins/app/problems.js'
 import { noStore } from './grants.js'
 import token from './token.js'
 import introspect from './introspect.js'
@@ -35,9 +35,10 @@ const oauthEndpoints: FastifyPluginAsync = async app => {
   // RFC 6749 §4.3.2, RFC 7662 §2.1, RFC 7009 §2.1: form-encoded bodies; only these routes take them.
   await app.register(formBody, { bodyLimit: 4096 })
 
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler(async (error, request, reply) => {
     const oauth = toOAuthError(error as Error)
     logServerError(request, error as Error, oauth.statusCode)
+    if (oauth.statusCode === 413) await discardBody(request)
     return noStore(reply).code(oauth.statusCode).headers(oauth.headers).send({ error: oauth.error, error_description: oauth.description })
   })
 
