@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { AuthMetrics } from '../plugins/app/auth-metrics.js'
 import { bearerToken } from '../plugins/app/require-user.js'
 import { sendProblem } from '../plugins/app/problems.js'
-import { errors } from '../errors.js'
+import { challenge, errors } from '../errors.js'
 
 export interface MetricsRouteOptions {
   metrics: AuthMetrics
@@ -22,7 +22,7 @@ const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (app, { metr
       const presented = bearerToken(request)
       // Equal-length digests compared in constant time: the secret leaks nothing through timing.
       if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
-        return sendProblem(reply, errors.authenticationRequired('Send the metrics token as Authorization: Bearer <token>', { 'www-authenticate': 'Bearer realm="latchkey-metrics"' }))
+        return sendProblem(reply, errors.authenticationRequired('Send the metrics token as Authorization: Bearer <token>', { 'www-authenticate': challenge('Bearer', { realm: 'latchkey-metrics' }) }))
       }
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())

@@ -40,7 +40,11 @@ function describeValidation (error: FastifyError): string {
   if (first === undefined) return ' is not valid'
   const path = first.instancePath.replaceAll('/', '.')
   const missing = (first.params as { missingProperty?: string }).missingProperty
-  return missing !== undefined ? `.${missing} is required` : `${path} ${first.message ?? 'is not valid'}`
+  if (missing !== undefined) return `.${missing} is required`
+  // Ajv would quote the schema's regular expression, which tells a client nothing useful (and carries
+  // the quotes and backslashes RFC 6749 §5.2 keeps out of an error_description).
+  if (first.keyword === 'pattern') return `${path} holds characters that are not allowed`
+  return `${path} ${first.message ?? 'is not valid'}`
 }
 
 /**

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AccessTokenError, type AccessTokenClaims } from '../../lib/access-token.js'
-import { errors } from '../../errors.js'
+import { challenge, errors } from '../../errors.js'
 import { isDatabaseUnavailable } from '../../db/unavailable.js'
 import { logServerError, sendProblem, toProblemError } from './problems.js'
 
@@ -48,13 +48,13 @@ export function bearerToken (request: FastifyRequest): string | undefined {
 }
 
 export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
-  const challenge = `Bearer realm="${realm}"`
-  const invalid = (description: string) => `${challenge}, error="invalid_token", error_description="${description}"`
+  const missing = challenge('Bearer', { realm })
+  const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
   return async function requireUser (request, reply) {
     const authorization = request.headers.authorization
     if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
-      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': challenge }))
+      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': missing }))
     }
     const token = bearerToken(request)
     if (token === undefined) {

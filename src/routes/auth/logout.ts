@@ -4,7 +4,7 @@ import { emptyBodyIsObject } from './grants.js'
 import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { bearerToken } from '../../plugins/app/require-user.js'
-import { errors } from '../../errors.js'
+import { challenge, errors } from '../../errors.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** RFC 6265 §5.3: an expired cookie of the same name and path removes it. */
@@ -34,7 +34,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       const token = bearerToken(request)
       const claims = token === undefined ? undefined : app.accessTokens.claimsOf(token)
       if (claims === undefined) {
-        throw errors.invalidToken(undefined, { 'www-authenticate': 'Bearer realm="latchkey", error="invalid_token"' })
+        throw errors.invalidToken(undefined, { 'www-authenticate': challenge('Bearer', { realm: 'latchkey', error: 'invalid_token' }) })
       }
       await app.sessions.revoke(claims.sid, claims.sub, 'logout')
     } else if (!cookieMode) {

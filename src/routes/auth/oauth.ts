@@ -11,7 +11,7 @@ import revoke from './revoke.js'
 const { invalidGrant, invalidRequest } = oauthErrors
 
 /** RFC 6749 §5.2: every failure of an OAuth endpoint is an OAuth error object, never a problem document. */
-function toOAuthError (error: FastifyError | Error): OAuthError {
+export function toOAuthError (error: FastifyError | Error): OAuthError {
   if (error instanceof OAuthError) return error
   const problem = error instanceof ProblemError ? error : toProblemError(error)
   switch (problem.code) {

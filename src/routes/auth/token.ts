@@ -45,14 +45,14 @@ const route: FastifyPluginAsyncTypebox = async app => {
         // A login code from /auth/oidc/{provider}/callback (RFC 6749 §4.1.3, RFC 7636 §4.6).
         const { code, code_verifier: verifier, redirect_uri: redirectUri } = body
         if (code === undefined || verifier === undefined || redirectUri === undefined) throw oauthErrors.invalidRequest('code, code_verifier and redirect_uri are required')
-        if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+        if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)')
         app.refreshCookies.cookieMode(request)
         const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)
       }
       default:
-        throw oauthErrors.unsupportedGrantType(`grant_type ${JSON.stringify(body.grant_type).slice(0, 80)} is not supported`)
+        throw oauthErrors.unsupportedGrantType(`grant_type '${body.grant_type}' is not supported`)
     }
   })
 }
