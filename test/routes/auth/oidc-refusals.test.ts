@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { eq, sql } from 'drizzle-orm'
 import { identities, loginCodes, oidcTransactions, sessions, users } from '../../../src/db/schema.js'
 import { emailKey } from '../../../src/lib/email.js'
-import { buildTestApp, LogCapture, ManualClock, registerUser, uniqueEmail } from '../../helper.js'
+import { buildTestApp, LogCapture, ManualClock, OAUTH_TEXT, registerUser, TEST_ISSUER, uniqueEmail } from '../../helper.js'
 import { APP_REDIRECT, atCallback, authorizeUrl, Browser, exchange, listen, pkcePair, providersEnv, signIn, startProvider, type Account } from '../../oidc.js'
 
 const NATIVE_REDIRECT = 'http://127.0.0.1/native-callback'
@@ -33,15 +33,17 @@ async function toCallback (login: string, { providerName = 'test', alter = (_url
   return { browser, callback: await browser.follow(toProvider.href, { login, stop: atCallback }) }
 }
 
-/** The app's redirect carries an error, its state, and no code. */
+/** The app's redirect carries an error in RFC 6749 §4.1.2.1's characters, its state, latchkey's `iss` (RFC 9207 §2), and no code. */
 function assertErrorAtApp (t: Test, response: Response, error: string, name: string) {
   t.equal(response.status, 302, `${name}: status`)
   t.equal(response.headers.get('cache-control'), 'no-store', `${name}: no-store`)
   const location = new URL(response.headers.get('location')!)
   t.equal(`${location.origin}${location.pathname}`, APP_REDIRECT, `${name}: to the app`)
+  t.same([...location.searchParams.keys()].sort(), ['error', 'error_description', 'iss', 'state'], `${name}: parameters`)
   t.equal(location.searchParams.get('error'), error, `${name}: error`)
+  t.match(location.searchParams.get('error_description'), OAUTH_TEXT, `${name}: description in RFC 6749 §4.1.2.1's characters`)
+  t.equal(location.searchParams.get('iss'), TEST_ISSUER, `${name}: iss`)
   t.equal(location.searchParams.get('state'), 'app-state', `${name}: the app's state`)
-  t.notOk(location.searchParams.has('code'), `${name}: no code`)
   return location
 }
 
@@ -137,9 +139,11 @@ t.test("the provider's own error reaches the app", async t => {
   const { login, email } = account()
   const { landed } = await signIn(new Browser(base), login, { cancel: true })
   t.equal(`${landed.origin}${landed.pathname}`, APP_REDIRECT)
+  t.same([...landed.searchParams.keys()].sort(), ['error', 'error_description', 'iss', 'state'])
   t.equal(landed.searchParams.get('error'), 'access_denied')
+  t.equal(landed.searchParams.get('error_description'), 'The provider did not complete the sign-in')
+  t.equal(landed.searchParams.get('iss'), TEST_ISSUER, 'RFC 9207 §2: on errors too')
   t.equal(landed.searchParams.get('state'), 'app-state')
-  t.notOk(landed.searchParams.has('code'))
   t.equal(await userCount(email), 0)
 })
 
