@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors, redirectError } from '../../errors.js'
+import type { Config } from '../../config.js'
 import { isS256Challenge } from '../../lib/pkce.js'
 import { isAllowedRedirectUri, withQuery } from '../../lib/redirect-uri.js'
 import { FederationError } from '../../plugins/app/oidc-providers.js'
@@ -13,6 +14,18 @@ import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** What the app's redirect URI is given: a login code, or an error built by `redirectError`. */
 type AppParams = { code: string } | ReturnType<typeof redirectError>
+
+/**
+ * RFC 8414 §2 response_types_supported, and what the authorization endpoints
+ * accept: a login code (RFC 6749 §4.1), and only where there are providers to
+ * sign in with. Discovery lists the same.
+ */
+export function responseTypesSupported (config: Pick<Config, 'oidcProviders'>): string[] {
+  return config.oidcProviders.length > 0 ? ['code'] : []
+}
+
+/** RFC 8414 §2 code_challenge_methods_supported: S256 only, never plain (RFC 9700 §2.1.1). */
+export const CODE_CHALLENGE_METHODS = ['S256']
 
 /**
  * RFC 6749 §4.1.2 and §4.1.2.1: the app's result, success or error, as parameters of its redirect URI,
@@ -32,6 +45,7 @@ const REFUSALS: Record<SignInRefusal, string> = {
 /** Every error these routes send to an app's redirect URI (RFC 6749 §4.1.2.1), each built by `redirectError`. */
 export const REDIRECT_ERRORS = {
   pkceRequired: redirectError('invalid_request', 'code_challenge with code_challenge_method=S256 is required'),
+  unsupportedResponseType: redirectError('unsupported_response_type', 'Only response_type=code is supported'),
   spent: redirectError('access_denied', 'This sign-in was already used or has expired; start again'),
   refused: (reason: SignInRefusal) => redirectError('access_denied', REFUSALS[reason]),
   unavailable: redirectError('temporarily_unavailable', 'The provider cannot be reached; try again later'),
@@ -80,11 +94,14 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const provider = providerNamed(request.params.provider)
-    const { redirect_uri: redirectUri, code_challenge: codeChallenge, code_challenge_method: method, state: appState } = request.query
+    const { redirect_uri: redirectUri, response_type: responseType = 'code', code_challenge: codeChallenge, code_challenge_method: method, state: appState } = request.query
     // RFC 6749 §4.1.2.1: a redirect URI that is not allowed is reported here, never redirected to.
     if (!isAllowedRedirectUri(app.config.redirectUris, redirectUri)) throw errors.invalidRedirectUri('redirect_uri is not in REDIRECT_URIS')
+    if (!responseTypesSupported(app.config).includes(responseType)) {
+      return toApp(reply, issuer, redirectUri, appState, REDIRECT_ERRORS.unsupportedResponseType)
+    }
     // RFC 9700 §2.1.1: the app's own PKCE (S256, never plain) makes an intercepted login code useless.
-    if (method !== 'S256' || codeChallenge === undefined || !isS256Challenge(codeChallenge)) {
+    if (method === undefined || !CODE_CHALLENGE_METHODS.includes(method) || codeChallenge === undefined || !isS256Challenge(codeChallenge)) {
       return toApp(reply, issuer, redirectUri, appState, REDIRECT_ERRORS.pkceRequired)
     }
     const { name } = provider.settings

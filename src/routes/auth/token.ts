@@ -7,8 +7,21 @@ import { grantResponse, startSession } from './grants.js'
 import { redeemLoginCode } from './login-code-grant.js'
 import { isCodeVerifier } from '../../lib/pkce.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
+import type { Config } from '../../config.js'
+
+type GrantType = 'password' | 'refresh_token' | 'authorization_code'
+
+/**
+ * RFC 8414 §2 grant_types_supported, and what this endpoint accepts: a login
+ * code only ever comes from a federated sign-in, so `authorization_code` is a
+ * grant only where providers are configured. Discovery lists the same.
+ */
+export function grantTypesSupported (config: Pick<Config, 'oidcProviders'>): GrantType[] {
+  return config.oidcProviders.length > 0 ? ['password', 'refresh_token', 'authorization_code'] : ['password', 'refresh_token']
+}
 
 const route: FastifyPluginAsyncTypebox = async app => {
+  const supported = grantTypesSupported(app.config)
   app.post('/token', {
     // Counted once the grant type is known: a refresh_token grant draws on the refresh budget, as
     // /auth/refresh does; password and authorization_code grants (credentials) on the password budget.
@@ -17,7 +30,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       : app.addressLimits.password.call(app, request, reply),
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
-        '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
+        '`grant_type` `password`, `refresh_token` or, where OpenID providers are configured, `authorization_code` (a login code from federated sign-in, with its PKCE verifier); discovery lists which. Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
       headers: AuthModeHeadersSchema,
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
@@ -25,7 +38,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const body = request.body
-    switch (body.grant_type) {
+    const grantType = body.grant_type as GrantType
+    if (!supported.includes(grantType)) throw oauthErrors.unsupportedGrantType(`grant_type '${body.grant_type}' is not supported`)
+    switch (grantType) {
       case 'password': {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
@@ -51,8 +66,6 @@ const route: FastifyPluginAsyncTypebox = async app => {
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)
       }
-      default:
-        throw oauthErrors.unsupportedGrantType(`grant_type '${body.grant_type}' is not supported`)
     }
   })
 }

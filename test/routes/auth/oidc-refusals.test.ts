@@ -167,15 +167,16 @@ t.test('refused at the authorization request: redirect URI, provider, PKCE', asy
     t.equal(response.headers.get('location'), null, `${c.name}: never redirected`)
   }
 
-  const toApp: Array<{ name: string, query: Record<string, string> }> = [
+  const toApp: Array<{ name: string, query: Record<string, string>, error?: string }> = [
     { name: 'no code_challenge', query: { code_challenge_method: 'S256' } },
     { name: 'the plain method', query: { code_challenge: challenge, code_challenge_method: 'plain' } },
     { name: 'no method (plain by default)', query: { code_challenge: challenge } },
-    { name: 'a malformed challenge', query: { code_challenge: 'short', code_challenge_method: 'S256' } }
+    { name: 'a malformed challenge', query: { code_challenge: 'short', code_challenge_method: 'S256' } },
+    { name: 'the implicit grant', query: { ...pkce, response_type: 'token' }, error: 'unsupported_response_type' }
   ]
   for (const c of toApp) {
     const response = await fetch(`${base}/auth/oidc/test/authorize?${new URLSearchParams({ redirect_uri: APP_REDIRECT, state: 'app-state', ...c.query })}`, { redirect: 'manual' })
-    assertErrorAtApp(t, response, 'invalid_request', c.name)
+    assertErrorAtApp(t, response, c.error ?? 'invalid_request', c.name)
   }
 
   const native = await fetch(`${base}/auth/oidc/test/authorize?${new URLSearchParams({ redirect_uri: 'http://127.0.0.1:49152/native-callback', ...pkce })}`, { redirect: 'manual' })
