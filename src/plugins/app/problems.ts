@@ -63,7 +63,7 @@ export const DISCARD_LIMIT_BYTES = 8 * 1024 * 1024
  */
 export function discardBody (request: FastifyRequest): Promise<void> {
   const raw = request.raw
-  if (raw.complete || raw.destroyed || Number(raw.headers['content-length']) > DISCARD_LIMIT_BYTES) return Promise.resolve()
+  if (raw.complete || raw.readableEnded || raw.destroyed || Number(raw.headers['content-length']) > DISCARD_LIMIT_BYTES) return Promise.resolve()
   return new Promise(resolve => {
     let discarded = 0
     const done = () => {
