@@ -171,6 +171,12 @@ export async function registerUser (app: FastifyInstance, email = uniqueEmail(),
   return { email, password, ...body }
 }
 
+/**
+ * What RFC 6749 §5.2 and §4.1.2.1 and RFC 6750 §3 allow in `error` and
+ * `error_description`: %x20-21 / %x23-5B / %x5D-7E, never empty.
+ */
+export const OAUTH_TEXT = /^[\x20\x21\x23-\x5B\x5D-\x7E]+$/
+
 /** The shared Redis of the test machine, under a key prefix no other test file or run uses. */
 export function sharedRedisEnv (): Env {
   return { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `latchkey-test:${process.pid}:${randomBytes(4).toString('hex')}:` }

@@ -26,6 +26,8 @@ export interface TestProvider {
   accounts: Map<string, Account>
   /** When set, rewrites the claims of the ID tokens its token endpoint issues, re-signed with its own key. */
   tamperIdToken: ((claims: Record<string, unknown>) => Record<string, unknown>) | undefined
+  /** When true, its token endpoint re-signs ID tokens with a key it does not publish, under its own key's `kid`. */
+  signWithForeignKey: boolean
   stop(): Promise<void>
   /** Listens again on the same port after `stop`. */
   start(): Promise<void>
@@ -41,6 +43,7 @@ export async function startProvider (t: Test): Promise<TestProvider> {
   const { port } = server.address() as AddressInfo
   const issuer = `http://127.0.0.1:${port}`
   const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const { privateKey: foreignKey } = await generateKeyPair('RS256')
   const jwk: JWK = { ...await exportJWK(privateKey), kid: 'test-key', alg: 'RS256', use: 'sig' }
   const accounts = new Map<string, Account>()
 
@@ -66,6 +69,7 @@ export async function startProvider (t: Test): Promise<TestProvider> {
     port,
     accounts,
     tamperIdToken: undefined,
+    signWithForeignKey: false,
     async stop () {
       server.closeAllConnections()
       await new Promise(resolve => server.close(resolve))
@@ -75,13 +79,15 @@ export async function startProvider (t: Test): Promise<TestProvider> {
       await once(server, 'listening')
     }
   }
-  // A provider gone rogue: its token endpoint answers with an ID token it signed over altered claims.
+  // A provider gone rogue: its token endpoint answers with an ID token it signed over altered claims;
+  // or something between it and latchkey answers with one signed by another key under the provider's `kid`.
   provider.use(async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
     await next()
     const body = ctx.body as { id_token?: string } | undefined
-    if (handle.tamperIdToken === undefined || ctx.path !== '/token' || typeof body?.id_token !== 'string') return
-    const claims = handle.tamperIdToken(decodeJwt(body.id_token))
-    ctx.body = { ...body, id_token: await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).sign(privateKey) }
+    if ((handle.tamperIdToken === undefined && !handle.signWithForeignKey) || ctx.path !== '/token' || typeof body?.id_token !== 'string') return
+    const claims = (handle.tamperIdToken ?? (same => same))(decodeJwt(body.id_token))
+    const key = handle.signWithForeignKey ? foreignKey : privateKey
+    ctx.body = { ...body, id_token: await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).sign(key) }
   })
   server.on('request', provider.callback())
   t.teardown(() => handle.stop().catch(() => {}))

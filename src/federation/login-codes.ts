@@ -11,11 +11,17 @@ export interface LoginCodeIssue {
   codeChallenge: string
 }
 
-export interface Redeemed {
-  userId: string
-  /** Names the code to `bindSession`. */
-  hash: Buffer
-}
+export type Redemption =
+  | {
+    status: 'redeemed'
+    userId: string
+    /** Names the code to `bindSession`. */
+    hash: Buffer
+  }
+  /** A live code presented with another verifier or redirect URI: spent all the same. */
+  | { status: 'mismatch' }
+  /** Unknown, already used, or expired. */
+  | { status: 'unknown' }
 
 /**
  * One-time codes that carry a federated login to the app (RFC 6749 §4.1.2,
@@ -23,8 +29,11 @@ export interface Redeemed {
  */
 export interface LoginCodes {
   issue(issue: LoginCodeIssue): Promise<string>
-  /** The user the code signs in, once, for the app holding the verifier; undefined otherwise. */
-  redeem(code: string, verifier: string, redirectUri: string): Promise<Redeemed | undefined>
+  /**
+   * Spends the code, whatever the verifier and redirect URI: the user it signs in
+   * when they match, once; a failed redemption is a use too (RFC 6749 §4.1.2, RFC 9700 §2.1.1).
+   */
+  redeem(code: string, verifier: string, redirectUri: string): Promise<Redemption>
   bindSession(hash: Buffer, sessionId: string): Promise<void>
   /** The session started by a code that was already redeemed, when the same app presents it again. */
   sessionOfReplay(code: string, verifier: string): Promise<{ sessionId: string, userId: string } | undefined>
@@ -38,12 +47,13 @@ const statements = {
     text: `insert into login_codes (hash, user_id, redirect_uri, code_challenge, created_at, expires_at)
     values ($1, $2, $3, $4, $5, $6)`
   },
-  // One statement: a code, its verifier's challenge and the redirect URI match, once, before expiry.
+  // One statement: a live code is spent by whoever presents it first, and says whether the verifier's
+  // challenge and the redirect URI matched. A guessed verifier gets one try at a code, never two.
   redeem: {
     name: 'latchkey_login_code_redeem',
     text: `update login_codes set used_at = $4
-    where hash = $1 and code_challenge = $2 and redirect_uri = $3 and used_at is null and expires_at > $4
-    returning user_id`
+    where hash = $1 and used_at is null and expires_at > $4
+    returning user_id, (code_challenge = $2 and redirect_uri = $3) as matched`
   },
   bind: {
     name: 'latchkey_login_code_bind',
@@ -67,10 +77,11 @@ export function createLoginCodes (database: Database, clock: Clock, ttlSeconds: 
     },
 
     async redeem (code, verifier, redirectUri) {
-      if (!isOpaqueToken(code)) return undefined
+      if (!isOpaqueToken(code)) return { status: 'unknown' }
       const hash = hashOpaqueToken(code)
-      const [row] = await database.query<{ user_id: string }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
-      return row === undefined ? undefined : { userId: row.user_id, hash }
+      const [row] = await database.query<{ user_id: string, matched: boolean }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
+      if (row === undefined) return { status: 'unknown' }
+      return row.matched ? { status: 'redeemed', userId: row.user_id, hash } : { status: 'mismatch' }
     },
 
     async bindSession (hash, sessionId) {

@@ -39,7 +39,7 @@ export interface OidcProvider {
   ready(): Promise<void>
   /** Where to send the browser: the provider's authorization endpoint with state, nonce and PKCE S256. */
   authorizationUrl(request: ProviderRequest): Promise<URL>
-  /** Exchanges the code of a callback and validates the ID token (`iss`, `aud`, `exp`, `nonce`). */
+  /** Exchanges the code of a callback and validates the ID token (signature, `iss`, `aud`, `exp`, `nonce`). */
   finish(callbackUrl: URL, checks: ProviderChecks): Promise<ProviderClaims>
 }
 
@@ -102,7 +102,10 @@ function createProvider (client: typeof OpenIdClient, settings: OidcProviderConf
     }
     const issuer = new URL(settings.issuer)
     pending = client.discovery(issuer, settings.clientId, settings.clientSecret, undefined, {
-      execute: isLoopbackHttp(issuer) ? [client.allowInsecureRequests] : [],
+      // OIDC Core §3.1.3.7 lets a client that got the ID token straight from the token endpoint over TLS
+      // skip its signature; latchkey checks it anyway, against the keys at the provider's jwks_uri, so an
+      // ID token that the provider's keys did not sign is refused, whatever carried it here.
+      execute: [...isLoopbackHttp(issuer) ? [client.allowInsecureRequests] : [], client.enableNonRepudiationChecks],
       timeout: options.timeoutSeconds
     }).then(config => {
       discovered = config

@@ -24,12 +24,14 @@ export type Consumed =
   | { status: 'ok', transaction: Transaction }
   /** Known but used or expired: the app may still be told, at its checked redirect URI. */
   | { status: 'spent', redirectUri: string, appState: string | undefined }
+  /** Live, but another provider's: now spent, and this callback may not redirect on its behalf. */
+  | { status: 'other_provider' }
   | { status: 'unknown' }
 
 export interface OidcTransactions {
   /** A new transaction; its `state` (256 bits) is the only copy of the key to it. */
   begin(start: TransactionStart): Promise<{ state: string, nonce: string, verifier: string }>
-  /** Takes the transaction named by `state`, once (RFC 6749 §10.12). */
+  /** Takes the transaction named by `state`, once (RFC 6749 §10.12), whichever provider's callback presents it. */
   consume(provider: string, state: string): Promise<Consumed>
   /** Deletes transactions that expired more than `retentionSeconds` ago; answers how many. */
   prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
@@ -47,12 +49,13 @@ const statements = {
     text: `insert into oidc_transactions (state_hash, provider, redirect_uri, code_challenge, app_state, created_at, expires_at)
     values ($1, $2, $3, $4, $5, $6, $7)`
   },
-  // One statement: of a callback and its replays exactly one sees used_at null.
+  // One statement: of a callback and its replays exactly one sees used_at null. The provider is not
+  // part of the match, so a state presented at another provider's callback is spent there too.
   consume: {
     name: 'latchkey_oidc_transaction_consume',
-    text: `update oidc_transactions set used_at = $3
-    where state_hash = $1 and provider = $2 and used_at is null and expires_at > $3
-    returning redirect_uri, code_challenge, app_state`
+    text: `update oidc_transactions set used_at = $2
+    where state_hash = $1 and used_at is null and expires_at > $2
+    returning provider, redirect_uri, code_challenge, app_state`
   },
   spent: {
     name: 'latchkey_oidc_transaction_spent',
@@ -75,8 +78,9 @@ export function createOidcTransactions (database: Database, clock: Clock, settin
     async consume (provider, state) {
       if (!isOpaqueToken(state)) return { status: 'unknown' }
       const hash = hashOpaqueToken(state)
-      const [row] = await database.query<{ redirect_uri: string, code_challenge: string, app_state: string | null }>(
-        statements.consume, [hash, provider, new Date(clock.now())])
+      const [row] = await database.query<{ provider: string, redirect_uri: string, code_challenge: string, app_state: string | null }>(
+        statements.consume, [hash, new Date(clock.now())])
+      if (row !== undefined && row.provider !== provider) return { status: 'other_provider' }
       if (row !== undefined) {
         return {
           status: 'ok',

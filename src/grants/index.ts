@@ -1,2 +1,3 @@
 export { grantResponse, startSession, withUser } from './grants.js'
 export { redeemLoginCode } from './login-code-grant.js'
+export { grantTypesSupported, type GrantType } from './grant-types.js'

@@ -17,7 +17,12 @@ export interface LoginCodeRedemption {
 export async function redeemLoginCode (app: FastifyInstance, request: FastifyRequest, redemption: LoginCodeRedemption): Promise<SessionGrant | undefined> {
   const { code, verifier, redirectUri, clientId } = redemption
   const redeemed = await app.loginCodes.redeem(code, verifier, redirectUri)
-  if (redeemed === undefined) {
+  if (redeemed.status === 'mismatch') {
+    // The code is spent: whoever holds the right verifier starts the sign-in again.
+    request.log.warn({ event: 'login_code_mismatch' }, 'login code presented with another verifier or redirect URI: spent')
+    return undefined
+  }
+  if (redeemed.status === 'unknown') {
     // RFC 6749 §4.1.2: a code used twice revokes what it granted; only its own verifier can ask for that.
     const replay = await app.loginCodes.sessionOfReplay(code, verifier)
     if (replay !== undefined && await app.sessions.revoke(replay.sessionId, replay.userId, 'login_code_reused')) {

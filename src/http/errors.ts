@@ -77,16 +77,59 @@ export function rateLimitedFor (retryAfterMs: number, what: string): ProblemErro
   return errors.rateLimited(`Too many ${what}; retry in ${seconds} seconds`, { 'retry-after': String(seconds) })
 }
 
+/**
+ * RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3: `error` and `error_description` are
+ * %x20-21 / %x23-5B / %x5D-7E, printable ASCII without `"` and `\`, so that a
+ * client can read them from a quoted-string or a query without unescaping.
+ */
+const OAUTH_CHARACTER = /[\x20\x21\x23-\x5B\x5D-\x7E]/
+
+/**
+ * Text for an OAuth error parameter. A description may echo what a client sent
+ * (a grant type, a validation message): every character outside that set, and
+ * `%` itself, is percent-encoded as UTF-8, so the text stays readable and can be
+ * decoded back. Every OAuth error, redirect error and challenge is built from it.
+ */
+export function oauthText (text: string): string {
+  let out = ''
+  for (const character of text) {
+    if (character !== '%' && OAUTH_CHARACTER.test(character)) out += character
+    // A lone surrogate becomes U+FFFD's bytes: Buffer never throws, unlike encodeURIComponent.
+    else for (const byte of Buffer.from(character, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+  }
+  return out
+}
+
+/** RFC 6749 §4.1.2.1: the error parameters of a redirect to the app, held to the same characters. */
+export function redirectError (error: string, description: string): { error: string, error_description: string } {
+  return { error: oauthText(error), error_description: oauthText(description) }
+}
+
+/**
+ * A `WWW-Authenticate` challenge (RFC 9110 §11.6.1): `Bearer` (RFC 6750 §3) or
+ * `Basic` (RFC 7617 §2), its parameters as quoted-strings that can hold no quote
+ * or backslash.
+ */
+export function challenge (scheme: 'Bearer' | 'Basic', params: Readonly<Record<string, string | undefined>>): string {
+  const rendered = Object.entries(params).flatMap(([name, value]) => value === undefined ? [] : [`${name}="${oauthText(value)}"`])
+  return rendered.length === 0 ? scheme : `${scheme} ${rendered.join(', ')}`
+}
+
 /** RFC 6749 §5.2 error for the token endpoint. */
 export class OAuthError extends Error {
+  readonly error: string
+  readonly description: string
+
   constructor (
     readonly statusCode: number,
-    readonly error: string,
-    readonly description: string,
+    error: string,
+    description: string,
     readonly headers: Readonly<Record<string, string>> = {}
   ) {
     super(description)
     this.name = 'OAuthError'
+    this.error = oauthText(error)
+    this.description = oauthText(description)
   }
 }
 
@@ -96,5 +139,5 @@ export const oauthErrors = {
   invalidGrant: (description: string) => new OAuthError(400, 'invalid_grant', description),
   unsupportedGrantType: (description: string) => new OAuthError(400, 'unsupported_grant_type', description),
   // RFC 6749 §5.2: a client that tried HTTP Basic gets 401 and the challenge.
-  invalidClient: () => new OAuthError(401, 'invalid_client', 'Client authentication failed', { 'www-authenticate': 'Basic realm="latchkey"' })
+  invalidClient: () => new OAuthError(401, 'invalid_client', 'Client authentication failed', { 'www-authenticate': challenge('Basic', { realm: 'latchkey' }) })
 } as const

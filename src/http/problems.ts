@@ -40,12 +40,55 @@ function describeValidation (error: FastifyError): string {
   if (first === undefined) return ' is not valid'
   const path = first.instancePath.replaceAll('/', '.')
   const missing = (first.params as { missingProperty?: string }).missingProperty
-  return missing !== undefined ? `.${missing} is required` : `${path} ${first.message ?? 'is not valid'}`
+  if (missing !== undefined) return `.${missing} is required`
+  // Ajv would quote the schema's regular expression, which tells a client nothing useful (and carries
+  // the quotes and backslashes RFC 6749 §5.2 keeps out of an error_description).
+  if (first.keyword === 'pattern') return `${path} holds characters that are not allowed`
+  return `${path} ${first.message ?? 'is not valid'}`
 }
 
-export function problemErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * The most of a refused body that is read before its 413 is sent. Beyond it the
+ * answer goes out at once, so a client cannot make the service read without end
+ * (and REQUEST_TIMEOUT_SECONDS bounds the time it takes, as for any request).
+ */
+export const DISCARD_LIMIT_BYTES = 8 * 1024 * 1024
+
+/**
+ * A body over the limit is refused before it is read, on a connection Fastify
+ * then closes (`Connection: close`). Closing a socket with unread data makes the
+ * kernel send a reset (RFC 9293 §3.6.1), which discards the 413 at a client still
+ * sending (a `fetch` client sees EPIPE or ECONNRESET). As nginx's lingering close
+ * does, the rest of the body is read and dropped first, up to DISCARD_LIMIT_BYTES.
+ */
+export function discardBody (request: FastifyRequest): Promise<void> {
+  const raw = request.raw
+  if (raw.complete || raw.readableEnded || raw.destroyed || Number(raw.headers['content-length']) > DISCARD_LIMIT_BYTES) return Promise.resolve()
+  return new Promise(resolve => {
+    let discarded = 0
+    const done = () => {
+      raw.off('data', count)
+      raw.off('end', done)
+      raw.off('close', done)
+      raw.off('error', done)
+      resolve()
+    }
+    const count = (chunk: Buffer) => {
+      discarded += chunk.length
+      if (discarded > DISCARD_LIMIT_BYTES) done()
+    }
+    raw.on('data', count)
+    raw.once('end', done)
+    raw.once('close', done)
+    raw.once('error', done)
+    raw.resume()
+  })
+}
+
+export async function problemErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const problem = toProblemError(error)
   logServerError(request, error, problem.statusCode)
+  if (problem.statusCode === 413) await discardBody(request)
   return sendProblem(reply, problem)
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { AuthMetrics } from '../observability/index.js'
 import { bearerToken } from '../tokens/index.js'
-import { errors, sendProblem } from '../http/index.js'
+import { challenge, errors, sendProblem } from '../http/index.js'
 import { matchesDigest, secretDigest } from '../lib/secret-digest.js'
 
 export interface MetricsRouteOptions {
@@ -18,7 +18,7 @@ const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (app, { metr
     if (expected !== undefined) {
       const presented = bearerToken(request)
       if (presented === undefined || !matchesDigest(presented, expected)) {
-        return sendProblem(reply, errors.authenticationRequired('Send the metrics token as Authorization: Bearer <token>', { 'www-authenticate': 'Bearer realm="latchkey-metrics"' }))
+        return sendProblem(reply, errors.authenticationRequired('Send the metrics token as Authorization: Bearer <token>', { 'www-authenticate': challenge('Bearer', { realm: 'latchkey-metrics' }) }))
       }
     }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())

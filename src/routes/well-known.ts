@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
 import { operation, security, tags } from '../schemas/openapi.js'
+import { CODE_CHALLENGE_METHODS, responseTypesSupported } from '../federation/index.js'
+import { grantTypesSupported } from '../grants/index.js'
 
 const JwksSchema = Type.Object({
   keys: Type.Array(Type.Object({
@@ -24,6 +26,8 @@ const DiscoverySchema = Type.Object({
   revocation_endpoint: Type.String(),
   grant_types_supported: Type.Array(Type.String()),
   response_types_supported: Type.Array(Type.String()),
+  code_challenge_methods_supported: Type.Optional(Type.Array(Type.String())),
+  authorization_response_iss_parameter_supported: Type.Boolean(),
   token_endpoint_auth_methods_supported: Type.Array(Type.String()),
   introspection_endpoint_auth_methods_supported: Type.Array(Type.String()),
   revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
@@ -49,15 +53,21 @@ const wellKnown: FastifyPluginAsync<WellKnownOptions> = async (app, { jwksMaxAge
 
   const { issuer } = app.config
   const endpoint = (path: string) => `${issuer}${authPrefix}${path}`
-  // RFC 8414 §2 metadata; served under both names, since verifiers look for either.
+  // RFC 8414 §2 metadata; served under both names, since verifiers look for either. The grant and
+  // response types are the lists the token and authorization endpoints check requests against.
+  const responseTypes = responseTypesSupported(app.config)
   const discovery = {
     issuer,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     token_endpoint: endpoint('/token'),
     introspection_endpoint: endpoint('/introspect'),
     revocation_endpoint: endpoint('/revoke'),
-    grant_types_supported: ['password', 'refresh_token'],
-    response_types_supported: [],
+    grant_types_supported: grantTypesSupported(app.config),
+    response_types_supported: responseTypes,
+    // Left out, it would say PKCE is not supported (RFC 8414 §2); without providers there is nothing to protect.
+    ...(responseTypes.length > 0 && { code_challenge_methods_supported: CODE_CHALLENGE_METHODS }),
+    // RFC 9207 §3: every redirect to an app, success or error, carries `iss`.
+    authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: ['none'],
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],

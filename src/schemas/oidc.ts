@@ -5,6 +5,7 @@ export const ProviderParamsSchema = Type.Object({ provider: Type.String({ maxLen
 /** RFC 6749 §4.1.1 with RFC 7636 §4.3; which values are acceptable is checked by the route, so errors can go to the app. */
 export const AuthorizeQuerySchema = Type.Object({
   redirect_uri: Type.String({ minLength: 1, maxLength: 2048 }),
+  response_type: Type.Optional(Type.String({ maxLength: 64, description: '`code`, the only one supported, and assumed when left out' })),
   code_challenge: Type.Optional(Type.String({ maxLength: 128 })),
   code_challenge_method: Type.Optional(Type.String({ maxLength: 16 })),
   state: Type.Optional(Type.String({ maxLength: 512 }))

@@ -1,9 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AccessTokenError, type AccessTokenClaims } from '../lib/access-token.js'
-import { errors } from '../http/index.js'
+import { challenge, errors, logServerError, sendProblem, toProblemError } from '../http/index.js'
 import { isDatabaseUnavailable } from '../db/index.js'
-import { logServerError, sendProblem, toProblemError } from '../http/index.js'
 
 /** Who made the request, as proven by a verified access token. */
 export interface AuthenticatedUser {
@@ -48,13 +47,13 @@ export function bearerToken (request: FastifyRequest): string | undefined {
 }
 
 export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
-  const challenge = `Bearer realm="${realm}"`
-  const invalid = (description: string) => `${challenge}, error="invalid_token", error_description="${description}"`
+  const missing = challenge('Bearer', { realm })
+  const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
   return async function requireUser (request, reply) {
     const authorization = request.headers.authorization
     if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
-      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': challenge }))
+      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': missing }))
     }
     const token = bearerToken(request)
     if (token === undefined) {

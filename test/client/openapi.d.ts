@@ -55,7 +55,7 @@ export interface paths {
         put?: never;
         /**
          * Token endpoint (RFC 6749)
-         * @description `grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.
+         * @description `grant_type` `password`, `refresh_token` or, where OpenID providers are configured, `authorization_code` (a login code from federated sign-in, with its PKCE verifier); discovery lists which. Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.
          */
         post: operations["token"];
         delete?: never;
@@ -1341,6 +1341,8 @@ export interface operations {
         parameters: {
             query: {
                 redirect_uri: string;
+                /** @description `code`, the only one supported, and assumed when left out */
+                response_type?: string;
                 code_challenge?: string;
                 code_challenge_method?: string;
                 state?: string;
@@ -1617,6 +1619,8 @@ export interface operations {
                         revocation_endpoint: string;
                         grant_types_supported: string[];
                         response_types_supported: string[];
+                        code_challenge_methods_supported?: string[];
+                        authorization_response_iss_parameter_supported: boolean;
                         token_endpoint_auth_methods_supported: string[];
                         introspection_endpoint_auth_methods_supported: string[];
                         revocation_endpoint_auth_methods_supported: string[];
@@ -1649,6 +1653,8 @@ export interface operations {
                         revocation_endpoint: string;
                         grant_types_supported: string[];
                         response_types_supported: string[];
+                        code_challenge_methods_supported?: string[];
+                        authorization_response_iss_parameter_supported: boolean;
                         token_endpoint_auth_methods_supported: string[];
                         introspection_endpoint_auth_methods_supported: string[];
                         revocation_endpoint_auth_methods_supported: string[];

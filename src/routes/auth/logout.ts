@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { bearerToken } from '../../tokens/index.js'
-import { errors, emptyBodyIsObject } from '../../http/index.js'
+import { challenge, errors, emptyBodyIsObject } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 /** RFC 6265 §5.3: an expired cookie of the same name and path removes it. */
@@ -34,7 +34,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       const token = bearerToken(request)
       const claims = token === undefined ? undefined : app.accessTokens.claimsOf(token)
       if (claims === undefined) {
-        throw errors.invalidToken(undefined, { 'www-authenticate': 'Bearer realm="latchkey", error="invalid_token"' })
+        throw errors.invalidToken(undefined, { 'www-authenticate': challenge('Bearer', { realm: 'latchkey', error: 'invalid_token' }) })
       }
       await app.sessions.revoke(claims.sid, claims.sub, 'logout')
     } else if (!cookieMode) {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { toUserBody, UserSchema } from '../../schemas/user.js'
-import { errors } from '../../http/index.js'
+import { challenge, errors } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
@@ -14,7 +14,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }, async request => {
     const user = await app.users.findById(request.user!.id)
     // A token may outlive its user; it then proves nothing.
-    if (user === undefined) throw errors.invalidToken('The account no longer exists', { 'www-authenticate': 'Bearer realm="latchkey", error="invalid_token"' })
+    if (user === undefined) throw errors.invalidToken('The account no longer exists', { 'www-authenticate': challenge('Bearer', { realm: 'latchkey', error: 'invalid_token' }) })
     return toUserBody(user)
   })
 }

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, LogCapture, ManualClock } from '../../helper.js'
+import { buildTestApp, LogCapture, ManualClock, TEST_ISSUER } from '../../helper.js'
 import { APP_REDIRECT, atCallback, authorizeUrl, Browser, listen, pkcePair, providersEnv, startProvider } from '../../oidc.js'
 
 const env = (provider: { issuer: string }) => ({ OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT })
@@ -16,8 +16,9 @@ function assertUnavailable (t: Test, response: Response, name: string) {
   t.same(Object.fromEntries(location.searchParams), {
     error: 'temporarily_unavailable',
     error_description: 'The provider cannot be reached; try again later',
+    iss: TEST_ISSUER,
     state: 'app-state'
-  }, `${name}: RFC 6749 §4.1.2.1`)
+  }, `${name}: RFC 6749 §4.1.2.1, with RFC 9207 §2's iss`)
 }
 
 t.test('a provider that is down at start-up: the service starts, the app is told, discovery is retried later', async t => {

@@ -2,12 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { oauthErrors } from '../../../http/index.js'
 import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../../schemas/problem.js'
-import { grantResponse, startSession } from '../../../grants/index.js'
-import { redeemLoginCode } from '../../../grants/index.js'
+import { grantResponse, grantTypesSupported, redeemLoginCode, startSession, type GrantType } from '../../../grants/index.js'
 import { isCodeVerifier } from '../../../lib/pkce.js'
 import { operation, security, tags } from '../../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
+  const supported = grantTypesSupported(app.config)
   app.post('/token', {
     // Counted once the grant type is known: a refresh_token grant draws on the refresh budget, as
     // /auth/refresh does; password and authorization_code grants (credentials) on the password budget.
@@ -16,7 +16,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       : app.addressLimits.password.call(app, request, reply),
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
-        '`grant_type` `password`, `refresh_token` or `authorization_code` (a login code from federated sign-in, with its PKCE verifier). Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
+        '`grant_type` `password`, `refresh_token` or, where OpenID providers are configured, `authorization_code` (a login code from federated sign-in, with its PKCE verifier); discovery lists which. Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
       headers: AuthModeHeadersSchema,
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
@@ -24,7 +24,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const body = request.body
-    switch (body.grant_type) {
+    const grantType = body.grant_type as GrantType
+    if (!supported.includes(grantType)) throw oauthErrors.unsupportedGrantType(`grant_type '${body.grant_type}' is not supported`)
+    switch (grantType) {
       case 'password': {
         // RFC 6749 §4.3.2 (RFC 9700 §2.4 discourages it; first-party clients and tooling still ask for it).
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
@@ -45,14 +47,12 @@ const route: FastifyPluginAsyncTypebox = async app => {
         // A login code from /auth/oidc/{provider}/callback (RFC 6749 §4.1.3, RFC 7636 §4.6).
         const { code, code_verifier: verifier, redirect_uri: redirectUri } = body
         if (code === undefined || verifier === undefined || redirectUri === undefined) throw oauthErrors.invalidRequest('code, code_verifier and redirect_uri are required')
-        if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+        if (!isCodeVerifier(verifier)) throw oauthErrors.invalidRequest('code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)')
         await app.refreshCookies.decideMode(request)
         const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
         return grantResponse(app, request, reply, grant)
       }
-      default:
-        throw oauthErrors.unsupportedGrantType(`grant_type ${JSON.stringify(body.grant_type).slice(0, 80)} is not supported`)
     }
   })
 }
