@@ -8,6 +8,7 @@ import { notFoundHandler, problemErrorHandler } from './plugins/app/problems.js'
 import type { AuthMetrics } from './plugins/app/auth-metrics.js'
 import metricsRoute from './routes/metrics.js'
 import securityHeaders from './plugins/app/security-headers.js'
+import drainConnections from './plugins/app/drain-connections.js'
 import apiDocs from './plugins/external/api-docs.js'
 import { LOG_REDACTION } from './lib/log-redaction.js'
 
@@ -54,6 +55,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     pluginTimeout: 120_000,
     trustProxy: config.trustProxy
   })
+  // On SIGTERM (close()), each connection ends with its last answer rather than idle until KEEP_ALIVE_TIMEOUT_SECONDS.
+  await app.register(drainConnections)
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
   // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
@@ -74,6 +77,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
 /** `/metrics` alone, for its own port (METRICS_PORT), still behind METRICS_TOKEN when one is set. */
 export async function buildMetricsApp (metrics: AuthMetrics, token: string | undefined): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
+  // Prometheus keeps its scrape connections alive: they must not hold the process at shutdown either.
+  await app.register(drainConnections)
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
   await app.register(metricsRoute, { metrics, token })
