@@ -1,4 +1,5 @@
 export { latchkey, type LatchkeyOptions } from './plugin.js'
+export { default as drainConnections } from './plugins/app/drain-connections.js'
 export { buildApp, buildMetricsApp, type BuildAppOptions } from './app.js'
 export { loadConfig, ConfigError, type Config } from './config.js'
 export { openDatabase, type Database } from './db/client.js'
