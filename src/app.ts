@@ -4,7 +4,7 @@ import type { Database } from './db/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
-import { apiDocsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
+import { apiDocsPlugin, drainConnectionsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { LOG_REDACTION, type AuthMetrics } from './observability/index.js'
 import { metricsRoute } from './routes/index.js'
 
@@ -49,6 +49,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     pluginTimeout: 120_000,
     trustProxy: config.trustProxy
   })
+  // On SIGTERM (close()), each connection ends with its last answer rather than idle until KEEP_ALIVE_TIMEOUT_SECONDS.
+  await app.register(drainConnectionsPlugin)
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
   // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
@@ -69,6 +71,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
 /** `/metrics` alone, for its own port (METRICS_PORT), still behind METRICS_TOKEN when one is set. */
 export async function buildMetricsApp (metrics: AuthMetrics, token: string | undefined): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
+  // Prometheus keeps its scrape connections alive: they must not hold the process at shutdown either.
+  await app.register(drainConnectionsPlugin)
   app.setErrorHandler(problemErrorHandler)
   app.setNotFoundHandler(notFoundHandler)
   await app.register(metricsRoute, { metrics, token })

@@ -1,4 +1,5 @@
 export { latchkey, type LatchkeyOptions } from './plugin.js'
+export { drainConnectionsPlugin as drainConnections } from './http/index.js'
 export { buildApp, buildMetricsApp, type BuildAppOptions } from './app.js'
 export { loadConfig, ConfigError, type Config } from './config/index.js'
 export { openDatabase, type Database } from './db/index.js'

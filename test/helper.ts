@@ -181,3 +181,15 @@ export const OAUTH_TEXT = /^[\x20\x21\x23-\x5B\x5D-\x7E]+$/
 export function sharedRedisEnv (): Env {
   return { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `latchkey-test:${process.pid}:${randomBytes(4).toString('hex')}:` }
 }
+
+/**
+ * A shutdown should end within a second of the moment that matters (the last
+ * answer, the signal); the gap is printed, and the assertion allows five,
+ * because a busy 2-core machine can stall a process for a second or more.
+ * What it guards against is waiting for an idle keep-alive connection, which
+ * lasts as long as the tests' 60 s keep-alive timeout or 30 s shutdown bound.
+ */
+export function endsSoonAfter (test: Test, what: string, gapMs: number, moment: string): void {
+  test.comment(`${what} ${Math.round(gapMs)} ms after ${moment}`)
+  test.ok(gapMs < 5_000, `${what} soon after ${moment}`)
+}

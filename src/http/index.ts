@@ -1,5 +1,6 @@
 export { default as apiDocsPlugin } from './api-docs.js'
 export { default as cookiePlugin } from './cookie.js'
+export { default as drainConnectionsPlugin } from './drain-connections.js'
 export { default as corsPlugin } from './cors.js'
 export { challenge, OAuthError, oauthText, ProblemError, errors, oauthErrors, rateLimitedFor, redirectError, type ProblemCode } from './errors.js'
 export { default as formBodyPlugin } from './formbody.js'
