@@ -97,7 +97,11 @@ t.test('every file of src/ is under the boundary rules (a deeper folder needs MA
     .filter(file => file.endsWith('.ts'))
     .map(file => relative(root, join(root, 'src', file)))
   t.ok(files.length > 0)
-  for (const file of files) {
+  // The spec's generated types are not linted; they import nothing.
+  const ignored: string[] = []
+  for (const file of files) if (await eslint.isPathIgnored(file)) ignored.push(file)
+  t.same(ignored, [join('src', 'client', 'openapi.ts')])
+  for (const file of files.filter(file => !ignored.includes(file))) {
     const config = await eslint.calculateConfigForFile(file)
     t.match(config.rules['no-restricted-imports'], [2, { patterns: Array }], file)
   }
