@@ -16,15 +16,29 @@ const DIRECTIVE = /^\s*\/\/ @ts-expect-error: /
 const { config } = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile)
 const { options } = ts.parseJsonConfigFileContent(config, ts.sys, root)
 
+// Files are parsed once for all three compilations; a replaced file is parsed apart.
+const parsed = new Map<string, ts.SourceFile>()
+
 /** The type test's diagnostics, as [line (1-based), TS code], with some files' text replaced. */
 function compile (replaced: Record<string, string>): Array<[number, number]> {
   const host = ts.createCompilerHost(options)
-  const read = host.readFile.bind(host)
-  host.readFile = file => replaced[resolve(file)] ?? read(file)
+  host.getSourceFile = (fileName, languageVersion) => {
+    const replacement = replaced[resolve(fileName)]
+    if (replacement !== undefined) return ts.createSourceFile(fileName, replacement, languageVersion)
+    let file = parsed.get(fileName)
+    if (file === undefined) {
+      const text = ts.sys.readFile(fileName)
+      if (text === undefined) return undefined
+      file = ts.createSourceFile(fileName, text, languageVersion)
+      parsed.set(fileName, file)
+    }
+    return file
+  }
   const program = ts.createProgram([typeTest], options, host)
-  return ts.getPreEmitDiagnostics(program)
-    .filter(diagnostic => diagnostic.file !== undefined && resolve(diagnostic.file.fileName) === typeTest)
-    .map(diagnostic => [diagnostic.file!.getLineAndCharacterOfPosition(diagnostic.start!).line + 1, diagnostic.code])
+  // Only the type test is checked: what it does not touch cannot make its lines fail.
+  const file = program.getSourceFile(typeTest)!
+  return [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)]
+    .map(diagnostic => [file.getLineAndCharacterOfPosition(diagnostic.start!).line + 1, diagnostic.code])
 }
 
 const lines = source.split('\n')
