@@ -60,6 +60,19 @@ const routeIndex = depth => [
   ...depth > 1 ? [refuse(climbsWithinTop(depth), ROUTE_INDEX)] : []
 ]
 
+// src/client/ is latchkey/client, which runs in browsers and apps: the service never
+// imports it, and it imports nothing but its own files (the spec's types among them).
+const clientApart = depth => refuse(
+  `^${toSrc(depth)}client/`,
+  'Boundary (client): src/client/ is the browser and app client (latchkey/client), its own ' +
+  'package entry: the service does not import it.'
+)
+const clientIsSelfContained = refuse(
+  '^(?!\\./)',
+  "Boundary (client): src/client/ runs in browsers and React Native: it imports only its own files ('./x.js'; " +
+  "the spec's types are ./openapi.js), no package, no Node built-in, nothing else from src/."
+)
+
 const libIsPure = depth => [
   refuse(
     `^${toSrc(depth)}(?:${CAPABILITY}/|routes/|[^/]+\\.js$)`,
@@ -86,16 +99,18 @@ const boundaries = []
 for (let depth = 0; depth <= MAX_DEPTH; depth++) {
   // Every file: the entry files, the capability folders, schemas/, scripts/...
   boundaries.push(restrict(filesBelow('src', depth),
-    [normalised, capabilityIndex(depth), routesThroughIndex(depth)]))
+    [normalised, capabilityIndex(depth), routesThroughIndex(depth), clientApart(depth)]))
   if (depth === 0) continue
   // Then the folders with rules of their own; a later block's options replace an earlier one's.
   boundaries.push(
     restrict(filesBelow('src/lib', depth - 1),
-      [normalised, ...libIsPure(depth)]),
+      [normalised, ...libIsPure(depth), clientApart(depth)]),
     restrict(filesBelow('src/routes', depth - 1),
-      [normalised, capabilityIndex(depth), ...routeFile(depth)]),
+      [normalised, capabilityIndex(depth), ...routeFile(depth), clientApart(depth)]),
     restrict(filesBelow('src/routes', depth - 1, 'index.ts'),
-      [normalised, capabilityIndex(depth), ...routeIndex(depth)])
+      [normalised, capabilityIndex(depth), ...routeIndex(depth), clientApart(depth)]),
+    restrict(filesBelow('src/client', depth - 1),
+      [normalised, clientIsSelfContained])
   )
 }
 
@@ -110,7 +125,7 @@ export default [
       'coverage/',
       '.tap/',
       // Written by `npm run openapi` (openapi-typescript); a test compares it byte for byte.
-      'test/client/openapi.d.ts'
+      'src/client/openapi.ts'
     ]
   }),
   {

@@ -19,7 +19,11 @@ export const OPENAPI_ENV = {
 }
 
 export const SPEC_FILE = new URL('../openapi.yaml', import.meta.url)
-export const CLIENT_TYPES_FILE = new URL('../test/client/openapi.d.ts', import.meta.url)
+/**
+ * The spec's types, inside latchkey/client so that its calls are checked against the contract.
+ * A .ts file of types only (not a .d.ts): the build emits its declarations next to the client's.
+ */
+export const CLIENT_TYPES_FILE = new URL('../src/client/openapi.ts', import.meta.url)
 
 /** The spec as openapi.yaml holds it. */
 export async function generateOpenapi (): Promise<string> {
@@ -35,7 +39,7 @@ export async function generateOpenapi (): Promise<string> {
   }
 }
 
-/** The TypeScript types a client generates from a spec (openapi-typescript), as test/client/openapi.d.ts holds them. */
+/** The TypeScript types a client generates from a spec (openapi-typescript), as src/client/openapi.ts holds them. */
 export async function generateClientTypes (spec: string): Promise<string> {
   return COMMENT_HEADER + astToString(await openapiTS(spec))
 }

@@ -4,11 +4,8 @@
 import t from 'tap'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './chromium.js'
 import { buildTestApp, PASSWORD, registerUser } from '../helper.js'
-
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 
 /** The SPA: the access token lives in memory only, the refresh token in latchkey's cookie. */
 function spaPage (api: string): string {
@@ -46,7 +43,7 @@ t.test('an SPA logs in with cookie mode, survives a reload, and logs out', async
   spa.on('request', (_request, response) => { response.setHeader('content-type', 'text/html'); response.end(spaPage(api)) })
   const { email } = await registerUser(app)
 
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   const context = await browser.newContext()
   const page = await context.newPage()

@@ -4,11 +4,9 @@
 // Run by `npm run test:browser` (needs Debian's chromium at /usr/bin/chromium).
 import { mkdirSync } from 'node:fs'
 import t from 'tap'
-import { chromium } from 'playwright-core'
+import { launchChromium } from './chromium.js'
 import { buildTestApp, freePort, PASSWORD, registerUser } from '../helper.js'
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
 const SCREENSHOT = new URL('../artifacts/docs.png', import.meta.url)
 
 t.test('/docs renders every operation of the spec and tries the password grant', async t => {
@@ -21,7 +19,7 @@ t.test('/docs renders every operation of the spec and tries the password grant',
   const spec = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> }
   const operations = Object.entries(spec.paths).flatMap(([path, methods]) => Object.keys(methods).map(method => `${method.toUpperCase()} ${path}`)).sort()
 
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   const problems: string[] = []

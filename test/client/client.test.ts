@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap'
 import createClient from 'openapi-fetch'
-import type { paths } from './openapi.js'
+import type { paths } from '../../src/client/openapi.js'
 import { buildTestApp, ManualClock, PASSWORD, uniqueEmail } from '../helper.js'
 
 /**
  * A client as latchkey's users make one: types generated from the committed
- * openapi.yaml (test/client/openapi.d.ts), calls through openapi-fetch over a
+ * openapi.yaml (src/client/openapi.ts), calls through openapi-fetch over a
  * real socket. A call the spec does not describe fails `npm run typecheck`.
  */
 async function listeningClient (t: Test) {

@@ -7,7 +7,7 @@ import { buildTestApp, TEST_ISSUER } from '../helper.js'
 t.test('openapi.yaml and the client types are what the routes generate (npm run openapi)', async t => {
   const spec = await generateOpenapi()
   t.equal(readFileSync(SPEC_FILE, 'utf8'), spec, 'openapi.yaml is stale: run npm run openapi')
-  t.equal(readFileSync(CLIENT_TYPES_FILE, 'utf8'), await generateClientTypes(spec), 'test/client/openapi.d.ts is stale: run npm run openapi')
+  t.equal(readFileSync(CLIENT_TYPES_FILE, 'utf8'), await generateClientTypes(spec), 'src/client/openapi.ts is stale: run npm run openapi')
   const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   t.equal(API_VERSION, version, "the contract's version is the package's")
 })
