@@ -4,7 +4,10 @@
 import { createHmac } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { PNG } from 'pngjs'
-import jsQR from 'jsqr'
+import jsQRModule from 'jsqr'
+
+// jsqr is CommonJS whose types declare an ES default export: under NodeNext the default import is the function itself.
+const jsQR = jsQRModule as unknown as typeof jsQRModule.default
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
