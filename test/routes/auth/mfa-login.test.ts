@@ -72,6 +72,29 @@ t.test('every first factor of an enrolled user answers mfa_required with an mfa_
   t.same(claimsOf((await completed.json() as { access_token: string }).access_token).amr, ['pwd', 'hwk', 'otp', 'mfa'])
 })
 
+t.test('a federated sign-in without a second factor: the provider\'s amr when its ID token has a well-formed one, else fed', async t => {
+  const { app } = await buildTestApp(t, { env })
+  const base = await listen(app)
+  t.teardown(() => { provider.tamperIdToken = undefined })
+  const cases: Array<[string, unknown, string[]]> = [
+    ['no amr', undefined, ['fed']],
+    ['the provider\'s', ['pwd', 'otp', 'mfa'], ['pwd', 'otp', 'mfa']],
+    ['not an array', 'pwd', ['fed']],
+    ['an empty array', [], ['fed']],
+    ['a value with a space', ['pass word'], ['fed']],
+    ['too many values', Array.from({ length: 11 }, (_, i) => `m${i}`), ['fed']]
+  ]
+  for (const [name, amr, expected] of cases) {
+    const login = `federated-${name.replaceAll(/\W/g, '-')}`
+    provider.accounts.set(login, { email: uniqueEmail('federated'), email_verified: true })
+    provider.tamperIdToken = amr === undefined ? undefined : claims => ({ ...claims, amr })
+    const { landed, verifier } = await signIn(new Browser(base), login)
+    const exchanged = await exchange(base, { code: landed.searchParams.get('code')!, code_verifier: verifier })
+    t.equal(exchanged.status, 200, name)
+    t.same(claimsOf((await exchanged.json() as { access_token: string }).access_token).amr, expected, name)
+  }
+})
+
 t.test('the amr and auth_time of a token: pwd; pwd, otp and mfa after the second step; the same after a refresh', async t => {
   const clock = new ManualClock()
   const { app, database } = await buildTestApp(t, { clock })
