@@ -104,6 +104,23 @@ const revokedBearer = async (call: Call = {}): Promise<Call> => {
 }
 const service = (fields: Record<string, string>) => form(fields, { authorization: basic })
 
+/** Removing the authenticator and replacing the recovery codes: the same body and refusals, and their own success. */
+function mfaChange (success: 200 | 204): Record<string, Provoke> {
+  return {
+    [success]: async () => {
+      const { access, secret } = await enrolled()
+      return { ...body({ password: PASSWORD, code: nextCode(secret) }), headers: bearer(access) }
+    },
+    400: () => asBearer(body({ password: PASSWORD })),
+    401: () => body({ password: PASSWORD, code: '123456' }),
+    409: () => asBearer(body({ password: PASSWORD, code: '123456' })),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ password: PASSWORD, code: '123456' })),
+    503: async () => down(await asBearer(body({ password: PASSWORD, code: '123456' })))
+  }
+}
+
 /** How to make each operation answer each status it documents. */
 const PROVOKE: Record<string, Record<string, Provoke>> = {
   'POST /auth/register': {
@@ -257,32 +274,8 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     429: () => limitedTwice(body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN })),
     503: () => down(body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN }))
   },
-  'DELETE /auth/mfa/totp': {
-    204: async () => {
-      const { access, secret } = await enrolled()
-      return { ...body({ password: PASSWORD, code: nextCode(secret) }), headers: bearer(access) }
-    },
-    400: () => asBearer(body({ password: PASSWORD })),
-    401: () => body({ password: PASSWORD, code: '123456' }),
-    409: () => asBearer(body({ password: PASSWORD, code: '123456' })),
-    413: () => tooLarge,
-    415: () => textPlain,
-    429: () => limitedTwice(body({ password: PASSWORD, code: '123456' })),
-    503: async () => down(await asBearer(body({ password: PASSWORD, code: '123456' })))
-  },
-  'POST /auth/mfa/recovery-codes': {
-    200: async () => {
-      const { access, secret } = await enrolled()
-      return { ...body({ password: PASSWORD, code: nextCode(secret) }), headers: bearer(access) }
-    },
-    400: () => asBearer(body({ password: PASSWORD })),
-    401: () => body({ password: PASSWORD, code: '123456' }),
-    409: () => asBearer(body({ password: PASSWORD, code: '123456' })),
-    413: () => tooLarge,
-    415: () => textPlain,
-    429: () => limitedTwice(body({ password: PASSWORD, code: '123456' })),
-    503: async () => down(await asBearer(body({ password: PASSWORD, code: '123456' })))
-  },
+  'DELETE /auth/mfa/totp': mfaChange(204),
+  'POST /auth/mfa/recovery-codes': mfaChange(200),
   'POST /auth/mfa/verify': {
     200: async () => {
       const { email, secret } = await enrolled()
