@@ -6,6 +6,7 @@ import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
 import { apiDocsPlugin, drainConnectionsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { LOG_REDACTION, type AuthMetrics } from './observability/index.js'
+import type { MfaPolicy } from './mfa/index.js'
 import { metricsRoute } from './routes/index.js'
 
 export interface BuildAppOptions {
@@ -16,6 +17,8 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger']
   pruneIntervalSeconds?: number | undefined
   metrics?: AuthMetrics | undefined
+  /** Which users must have a second factor (LatchkeyOptions.mfaRequired). */
+  mfaRequired?: MfaPolicy | undefined
 }
 
 /** The contract's version, as in package.json: openapi.yaml's `info.version`. */
@@ -63,7 +66,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     clock: options.clock,
     signingKeys: options.signingKeys,
     pruneIntervalSeconds: options.pruneIntervalSeconds,
-    metrics: options.metrics
+    metrics: options.metrics,
+    mfaRequired: options.mfaRequired
   })
   return app
 }

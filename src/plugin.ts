@@ -10,6 +10,7 @@ import { systemClock, type Clock } from './lib/clock.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { accountLimitsPlugin, addressLimitsPlugin, countersPlugin } from './limits/index.js'
+import { mfaPlugin, type MfaPolicy } from './mfa/index.js'
 import { authMetricsPlugin, type AuthMetrics } from './observability/index.js'
 import routes from './routes/index.js'
 import { refreshCookiesPlugin, sessionsPlugin } from './sessions/index.js'
@@ -31,6 +32,12 @@ export interface LatchkeyOptions {
   pruneIntervalSeconds?: number | undefined
   /** Metrics the caller scrapes; otherwise the service keeps its own (served at /metrics when METRICS_TOKEN is set). */
   metrics?: AuthMetrics | undefined
+  /**
+   * Which users must have a second factor: such a user who has none gets
+   * `mfa_enrollment_required` at login, with a token that can only enrol one
+   * (README, Second factor). No one, by default.
+   */
+  mfaRequired?: MfaPolicy | undefined
 }
 
 declare module 'fastify' {
@@ -75,6 +82,12 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
 
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
     await app.register(signingKeysPlugin, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
+    await app.register(mfaPlugin, {
+      ...config.totp,
+      totpKey: deriveKey(masterSecret, 'totp-secret'),
+      recoveryKey: deriveKey(masterSecret, 'recovery-code'),
+      required: options.mfaRequired
+    })
     await app.register(accessTokensPlugin, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
     await app.register(sessionsPlugin, {
       idleTtlSeconds: config.refreshIdleTtlSeconds,
@@ -82,7 +95,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       graceSeconds: config.refreshGraceSeconds,
       successorKey: deriveKey(masterSecret, 'refresh-token-successor')
     })
-    await app.register(requireUserPlugin, { verify: app.accessTokens.verify, isLive: app.sessions.isLive })
+    await app.register(requireUserPlugin, { verify: app.accessTokens.verify, isLive: app.sessions.isLive, clock: app.clock })
     await app.register(refreshCookiesPlugin, {
       prefix,
       secure: config.cookieSecure,

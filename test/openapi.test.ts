@@ -11,6 +11,7 @@ import { SPEC_FILE } from '../scripts/openapi.js'
 import { startDedicatedPostgres } from './dedicated-postgres.js'
 import { buildTestApp, PASSWORD, registerUser, testConfig, testSigningKey, uniqueEmail } from './helper.js'
 import { APP_REDIRECT, pkcePair, providersEnv, startProvider } from './oidc.js'
+import { codeAt, enrol } from './totp.js'
 
 /**
  * One generic check over the committed spec: every documented status of every
@@ -33,7 +34,8 @@ const pointer = (...parts: string[]) => parts.map(part => part.replaceAll('~', '
 const provider = await startProvider(t)
 const SERVICE = { id: 'walker', secret: 'a service secret for the spec walker' }
 const env = { OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT, SERVICE_CLIENTS: `${SERVICE.id}:${SERVICE.secret}` }
-const { app, database } = await buildTestApp(t, { env })
+// Accounts whose email starts with must-enrol must have a second factor (a 401 at registration).
+const { app, database } = await buildTestApp(t, { env, mfaRequired: user => user.email.startsWith('must-enrol') })
 // One password attempt (or refresh) per address per minute: the second request gets 429.
 const { app: limited } = await buildTestApp(t, { env: { ...env, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1', RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE: '1' } })
 // A service whose Postgres stops after start-up: every query fails as in an outage.
@@ -64,6 +66,15 @@ async function federatedOnly () {
   return { access, identityId: identity!.id }
 }
 
+/** A signed-in user with an authenticator; the code that confirmed it is spent, so the next one the app takes is a step later. */
+async function enrolled () {
+  const { email, access_token: access } = await registerUser(app)
+  const { secret } = await enrol(app, access, Date.now())
+  return { email, access: access as string, secret }
+}
+const nextCode = (secret: string) => codeAt(secret, Date.now() + 30_000)
+const UNKNOWN_MFA_TOKEN = 'a'.repeat(43)
+
 /** The state latchkey sent to the provider: a live sign-in transaction. */
 async function authorizeState (): Promise<string> {
   const { challenge } = pkcePair()
@@ -93,11 +104,29 @@ const revokedBearer = async (call: Call = {}): Promise<Call> => {
 }
 const service = (fields: Record<string, string>) => form(fields, { authorization: basic })
 
+/** Removing the authenticator and replacing the recovery codes: the same body and refusals, and their own success. */
+function mfaChange (success: 200 | 204): Record<string, Provoke> {
+  return {
+    [success]: async () => {
+      const { access, secret } = await enrolled()
+      return { ...body({ password: PASSWORD, code: nextCode(secret) }), headers: bearer(access) }
+    },
+    400: () => asBearer(body({ password: PASSWORD })),
+    401: () => body({ password: PASSWORD, code: '123456' }),
+    409: () => asBearer(body({ password: PASSWORD, code: '123456' })),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ password: PASSWORD, code: '123456' })),
+    503: async () => down(await asBearer(body({ password: PASSWORD, code: '123456' })))
+  }
+}
+
 /** How to make each operation answer each status it documents. */
 const PROVOKE: Record<string, Record<string, Provoke>> = {
   'POST /auth/register': {
     201: newAccount,
     400: () => body({ email: uniqueEmail(), password: 'short' }),
+    401: () => body({ email: uniqueEmail('must-enrol'), password: PASSWORD }),
     403: () => ({ ...newAccount(), headers: foreignCookieMode }),
     409: async () => body({ email: (await registerUser(app)).email, password: PASSWORD }),
     413: () => tooLarge,
@@ -214,6 +243,62 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
       return { url: `/auth/identities/${identityId}`, headers: bearer(access) }
     },
     503: async () => down(await asBearer({ url: `/auth/identities/${FAKE_ID}` }))
+  },
+  'GET /auth/mfa': {
+    200: () => asBearer(),
+    401: () => ({}),
+    503: async () => down(await asBearer())
+  },
+  'POST /auth/mfa/totp': {
+    200: () => asBearer(body({})),
+    400: () => asBearer(body({ password: 12345678 })),
+    401: () => body({}),
+    409: async () => ({ ...body({}), headers: bearer((await enrolled()).access) }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({})),
+    503: async () => down(await asBearer(body({})))
+  },
+  'POST /auth/mfa/totp/confirm': {
+    200: async () => {
+      const { access } = await signedIn()
+      const { secret } = (await app.inject({ method: 'POST', url: '/auth/mfa/totp', headers: bearer(access), payload: {} })).json() as { secret: string }
+      return { ...body({ code: codeAt(secret, Date.now()) }), headers: bearer(access) }
+    },
+    400: () => body({}),
+    401: () => body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN }),
+    403: () => ({ ...body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN }), headers: foreignCookieMode }),
+    409: () => asBearer(body({ code: '123456' })),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN })),
+    503: () => down(body({ code: '123456', mfa_token: UNKNOWN_MFA_TOKEN }))
+  },
+  'DELETE /auth/mfa/totp': mfaChange(204),
+  'POST /auth/mfa/recovery-codes': mfaChange(200),
+  'POST /auth/mfa/verify': {
+    200: async () => {
+      const { email, secret } = await enrolled()
+      const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+      return body({ mfa_token: login.json().mfa_token, code: nextCode(secret) })
+    },
+    400: () => body({ code: '123456' }),
+    401: () => body({ mfa_token: UNKNOWN_MFA_TOKEN, code: '123456' }),
+    403: () => ({ ...body({ mfa_token: UNKNOWN_MFA_TOKEN, code: '123456' }), headers: foreignCookieMode }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ mfa_token: UNKNOWN_MFA_TOKEN, code: '123456' })),
+    503: () => down(body({ mfa_token: UNKNOWN_MFA_TOKEN, code: '123456' }))
+  },
+  'POST /auth/step-up': {
+    200: () => asBearer(body({ password: PASSWORD })),
+    400: () => asBearer(body({})),
+    401: () => body({ password: PASSWORD }),
+    409: async () => ({ ...body({ password: PASSWORD }), headers: bearer((await federatedOnly()).access) }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ password: PASSWORD })),
+    503: async () => down(await asBearer(body({ password: PASSWORD })))
   },
   'GET /.well-known/jwks.json': { 200: () => ({}) },
   'GET /.well-known/openid-configuration': { 200: () => ({}) },

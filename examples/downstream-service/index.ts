@@ -15,4 +15,11 @@ app.get('/orders', { preHandler: app.requireUser }, async request => {
   return { owner: id, sessionId, scopes, orders: [] }
 })
 
-await app.listen({ port: Number(process.env.PORT ?? 4000) })
+// Step-up (RFC 9470): payments need a login with a second factor, at most five minutes old. Anything
+// less is 401 insufficient_user_authentication, and the challenge says what would do (acr_values, max_age).
+app.get('/payments', { preHandler: app.requireUser({ mfa: true, maxAge: 300 }) }, async request => {
+  const { id, amr, authTime } = request.user!
+  return { owner: id, amr, authTime, payments: [] }
+})
+
+await app.listen({ port: Number(process.env.PORT ?? 4000), host: process.env.HOST ?? 'localhost' })

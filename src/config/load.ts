@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { refuseUnsafeProductionDefaults } from './guards.js'
-import { boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, trustProxy, url, type Env } from './parsers.js'
+import { appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, trustProxy, url, type Env } from './parsers.js'
 import { JWT_ALGORITHMS, type Config } from './types.js'
 
 /** The per-account failure window: 15 minutes, the lockout period OWASP's Authentication Cheat Sheet suggests. */
@@ -61,6 +61,11 @@ export function loadConfig (env: Env): Config {
       poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1_000),
       connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 1_000, 100, 60_000),
       statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 2_000, 100, 600_000)
+    },
+    totp: {
+      // What authenticator apps list the account under: the issuer's host name unless told otherwise.
+      issuer: appLabel(env, 'TOTP_ISSUER', new URL(issuer).hostname),
+      accountLabel: oneOf(env, 'TOTP_ACCOUNT_LABEL', ['email', 'id'] as const, 'email')
     },
     metricsPort,
     metricsToken: secret(env, 'METRICS_TOKEN'),

@@ -43,6 +43,17 @@ export function boolean (env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${raw}"`)
 }
 
+/**
+ * A name an authenticator app shows beside the codes (TOTP_ISSUER): printable
+ * text of at most 64 characters without a colon, which the Key URI Format uses
+ * between the issuer and the account.
+ */
+export function appLabel (env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback
+  if (!/^[^\p{Cc}\p{Cs}:]{1,64}$/u.test(raw)) throw new ConfigError(name, 'must be 1 to 64 printable characters without a colon')
+  return raw
+}
+
 export type TrustProxy = boolean | string[]
 
 /** The names proxy-addr (Fastify's `trustProxy`) knows for address ranges. */

@@ -49,12 +49,21 @@ export interface Config {
   /** Where apps may receive the result of a federated login (exact match; RFC 9700 §4.1.3). */
   redirectUris: string[]
   database: PoolSettings
+  /** What authenticator apps show for the account (README, Second factor). */
+  totp: TotpSettings
   /** Where `/metrics` is served on its own listener; undefined keeps it on the main port (when guarded). */
   metricsPort: number | undefined
   /** Bearer secret that `/metrics` demands; with neither this nor `metricsPort`, metrics are not served. */
   metricsToken: string | undefined
   /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
   shutdownTimeoutSeconds: number
+}
+
+export interface TotpSettings {
+  /** TOTP_ISSUER: the `issuer` of the otpauth URI. */
+  issuer: string
+  /** TOTP_ACCOUNT_LABEL: the account is the user's email, or their id. */
+  accountLabel: 'email' | 'id'
 }
 
 /** One OpenID Connect provider users may sign in with (OIDC_PROVIDERS). */

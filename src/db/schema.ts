@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { customType, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigint, customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -35,7 +35,11 @@ export const sessions = pgTable('sessions', {
   userAgent: text('user_agent'),
   ip: text('ip'),
   revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
-  revokedReason: text('revoked_reason')
+  revokedReason: text('revoked_reason'),
+  /** How the login proved who the user is (RFC 8176 values), re-issued by every refresh; null for sessions older than the column. */
+  amr: jsonb('amr').$type<string[]>(),
+  /** When the user last proved who they are for this session: the login, or the last step-up (OIDC Core §2 `auth_time`). */
+  authTime: timestamp('auth_time', { withTimezone: true, mode: 'date' })
 }, table => [
   index('sessions_user_id_idx').on(table.userId),
   index('sessions_idle_expires_at_idx').on(table.idleExpiresAt)
@@ -117,5 +121,50 @@ export const loginCodes = pgTable('login_codes', {
   expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
   usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }),
   /** The session the code started: revoked if the code comes back (RFC 6749 §4.1.2). */
-  sessionId: uuid('session_id').references(() => sessions.id, { onDelete: 'set null' })
+  sessionId: uuid('session_id').references(() => sessions.id, { onDelete: 'set null' }),
+  /** How the provider says the user signed in (its ID token's `amr`), carried into the session. */
+  amr: jsonb('amr').$type<string[]>()
 }, table => [index('login_codes_expires_at_idx').on(table.expiresAt)])
+
+/**
+ * A user's TOTP authenticator (RFC 6238), one per user. The secret is
+ * encrypted as signing keys are (AES-256-GCM, the user id as associated
+ * data). Until `confirmed_at` is set it is an enrolment in progress and
+ * protects nothing.
+ */
+export const mfaTotp = pgTable('mfa_totp', {
+  userId: uuid('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  secretEncrypted: bytea('secret_encrypted').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  confirmedAt: timestamp('confirmed_at', { withTimezone: true, mode: 'date' }),
+  /** The time step of the last code accepted: a code is accepted once, and never one older (RFC 6238 §5.2). */
+  lastUsedStep: bigint('last_used_step', { mode: 'number' })
+})
+
+/** Single-use recovery codes, by HMAC-SHA-256 under a server key only. */
+export const mfaRecoveryCodes = pgTable('mfa_recovery_codes', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  codeHash: bytea('code_hash').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' })
+}, table => [index('mfa_recovery_codes_user_id_idx').on(table.userId)])
+
+/**
+ * The `mfa_token` between the two steps of a login, by SHA-256 only: bound to
+ * the user and to how the first step proved who they are; it grants nothing
+ * itself. `purpose` is `verify` (a second factor completes the login) or
+ * `enroll` (it may only enrol one).
+ */
+export const mfaTokens = pgTable('mfa_tokens', {
+  hash: bytea('hash').primaryKey(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  purpose: text('purpose', { enum: ['verify', 'enroll'] }).notNull(),
+  clientId: text('client_id').notNull(),
+  /** The first factor's `amr`. */
+  amr: jsonb('amr').$type<string[]>().notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' })
+}, table => [index('mfa_tokens_expires_at_idx').on(table.expiresAt)])

@@ -9,12 +9,16 @@ export interface LoginCodeIssue {
   redirectUri: string
   /** The app's PKCE challenge (S256) from its authorization request. */
   codeChallenge: string
+  /** How the provider says the user signed in (its ID token's `amr`), when it says. */
+  amr?: readonly string[] | undefined
 }
 
 export type Redemption =
   | {
     status: 'redeemed'
     userId: string
+    /** The provider's `amr`, null when its ID token had none. */
+    amr: string[] | null
     /** Names the code to `bindSession`. */
     hash: Buffer
   }
@@ -44,8 +48,8 @@ export interface LoginCodes {
 const statements = {
   issue: {
     name: 'latchkey_login_code_issue',
-    text: `insert into login_codes (hash, user_id, redirect_uri, code_challenge, created_at, expires_at)
-    values ($1, $2, $3, $4, $5, $6)`
+    text: `insert into login_codes (hash, user_id, redirect_uri, code_challenge, created_at, expires_at, amr)
+    values ($1, $2, $3, $4, $5, $6, $7::jsonb)`
   },
   // One statement: a live code is spent by whoever presents it first, and says whether the verifier's
   // challenge and the redirect URI matched. A guessed verifier gets one try at a code, never two.
@@ -53,7 +57,7 @@ const statements = {
     name: 'latchkey_login_code_redeem',
     text: `update login_codes set used_at = $4
     where hash = $1 and used_at is null and expires_at > $4
-    returning user_id, (code_challenge = $2 and redirect_uri = $3) as matched`
+    returning user_id, amr, (code_challenge = $2 and redirect_uri = $3) as matched`
   },
   bind: {
     name: 'latchkey_login_code_bind',
@@ -69,19 +73,21 @@ const statements = {
 
 export function createLoginCodes (database: Database, clock: Clock, ttlSeconds: number): LoginCodes {
   return {
-    async issue ({ userId, redirectUri, codeChallenge }) {
+    async issue ({ userId, redirectUri, codeChallenge, amr }) {
       const now = clock.now()
       const code = newOpaqueToken()
-      await database.query(statements.issue, [hashOpaqueToken(code), userId, redirectUri, codeChallenge, new Date(now), new Date(now + ttlSeconds * 1000)])
+      await database.query(statements.issue, [
+        hashOpaqueToken(code), userId, redirectUri, codeChallenge, new Date(now), new Date(now + ttlSeconds * 1000), amr === undefined ? null : JSON.stringify(amr)
+      ])
       return code
     },
 
     async redeem (code, verifier, redirectUri) {
       if (!isOpaqueToken(code)) return { status: 'unknown' }
       const hash = hashOpaqueToken(code)
-      const [row] = await database.query<{ user_id: string, matched: boolean }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
+      const [row] = await database.query<{ user_id: string, amr: string[] | null, matched: boolean }>(statements.redeem, [hash, s256Challenge(verifier), redirectUri, new Date(clock.now())])
       if (row === undefined) return { status: 'unknown' }
-      return row.matched ? { status: 'redeemed', userId: row.user_id, hash } : { status: 'mismatch' }
+      return row.matched ? { status: 'redeemed', userId: row.user_id, amr: row.amr, hash } : { status: 'mismatch' }
     },
 
     async bindSession (hash, sessionId) {

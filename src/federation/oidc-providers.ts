@@ -80,6 +80,17 @@ function toFederationError (client: typeof OpenIdClient, error: unknown): Federa
   return new FederationError('rejected', `${(error as Error).message}${cause instanceof Error ? `: ${cause.message}` : ''} (${String(code ?? 'no code')})`)
 }
 
+/** RFC 8176 values are short tokens; an ID token's `amr` is taken only when every entry is one, and there are few. */
+const AMR_VALUE = /^[\x21-\x7E]{1,32}$/
+const AMR_MAX_VALUES = 10
+
+/** The ID token's `amr` (OpenID Connect Core §2), when it has a well-formed one. */
+export function amrFrom (idToken: Record<string, unknown>): string[] | undefined {
+  const amr = idToken.amr
+  if (!Array.isArray(amr) || amr.length === 0 || amr.length > AMR_MAX_VALUES) return undefined
+  return amr.every(value => typeof value === 'string' && AMR_VALUE.test(value)) ? [...new Set(amr as string[])] : undefined
+}
+
 function claimsFrom (source: Record<string, unknown>, subject: string): ProviderClaims {
   const email = typeof source.email === 'string' && source.email.length <= 320 ? source.email : undefined
   const name = typeof source.name === 'string' ? source.name.slice(0, 200) : undefined
@@ -145,9 +156,10 @@ function createProvider (client: typeof OpenIdClient, settings: OidcProviderConf
           idTokenExpected: true
         })
         const idToken = tokens.claims()!
-        if (typeof idToken.email === 'string' || config.serverMetadata().userinfo_endpoint === undefined) return claimsFrom(idToken, idToken.sub)
+        const amr = amrFrom(idToken)
+        if (typeof idToken.email === 'string' || config.serverMetadata().userinfo_endpoint === undefined) return { ...claimsFrom(idToken, idToken.sub), amr }
         // Providers that keep profile claims out of the ID token serve them here; `sub` must match (OIDC Core §5.3.4).
-        return claimsFrom(await client.fetchUserInfo(config, tokens.access_token, idToken.sub), idToken.sub)
+        return { ...claimsFrom(await client.fetchUserInfo(config, tokens.access_token, idToken.sub), idToken.sub), amr }
       } catch (error) {
         throw toFederationError(client, error)
       }

@@ -1,29 +1,40 @@
 import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { SessionGrant } from '../sessions/index.js'
+import type { SessionGrant, SessionProof } from '../sessions/index.js'
 import type { User } from '../users/index.js'
 import type { TokenResponse } from '../schemas/auth.js'
 import { toUserBody, type UserBody } from '../schemas/user.js'
 import { noStore } from '../http/index.js'
+import { proofClaims } from './proof.js'
+
+/** What an access token is signed for: a session, with its refresh token when the answer hands one out. */
+export type AccessGrant = Omit<SessionGrant, 'refreshToken' | 'refreshExpiresIn'> & Partial<Pick<SessionGrant, 'refreshToken' | 'refreshExpiresIn'>>
 
 /**
  * A new session for a user who just proved who they are. Behind TRUST_PROXY
  * the address comes from X-Forwarded-For, which may hold anything: only an
  * address is recorded.
  */
-export function startSession (app: FastifyInstance, request: FastifyRequest, user: User, clientId = app.config.clientId): Promise<SessionGrant> {
+export function startSession (app: FastifyInstance, request: FastifyRequest, user: User, proof: SessionProof, clientId = app.config.clientId): Promise<SessionGrant> {
   const ip = isIP(request.ip) === 0 ? undefined : request.ip
-  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip })
+  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip, ...proof })
 }
 
 /**
  * The token response for a grant: a fresh access token for its session, and
- * the refresh token in the body, or only in the cookie in cookie mode.
+ * the refresh token in the body, or only in the cookie in cookie mode (none
+ * when the grant hands out no refresh token, as a step-up does).
  */
-export function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: SessionGrant): TokenResponse {
-  const access = app.accessTokens.issue({ userId: grant.userId, sessionId: grant.sessionId, clientId: grant.clientId })
+export function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: AccessGrant): TokenResponse {
+  const access = app.accessTokens.issue({
+    userId: grant.userId,
+    sessionId: grant.sessionId,
+    clientId: grant.clientId,
+    ...proofClaims(grant)
+  })
   noStore(reply)
   const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn }
+  if (grant.refreshToken === undefined || grant.refreshExpiresIn === undefined) return response
   if (request.authMode === 'cookie') {
     app.refreshCookies.set(reply, grant.refreshToken, grant.refreshExpiresIn)
   } else {

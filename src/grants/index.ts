@@ -1,3 +1,6 @@
 export { grantResponse, startSession, withUser } from './grants.js'
 export { redeemLoginCode } from './login-code-grant.js'
-export { grantTypesSupported, type GrantType } from './grant-types.js'
+export { grantTypesSupported, MFA_OTP_GRANT, type GrantType } from './grant-types.js'
+export { PASSWORD_AMR, provenNow } from './proof.js'
+export { finishSignIn, mfaTokenUser, signIn, verifySignIn } from './sign-in.js'
+export { reauthenticate, RECENT_LOGIN_SECONDS } from './reauthenticate.js'

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { SessionGrant } from '../sessions/index.js'
-import { startSession } from './grants.js'
+import { FEDERATED_AMR } from './proof.js'
+import { signIn } from './sign-in.js'
 
 export interface LoginCodeRedemption {
   code: string
@@ -11,8 +12,9 @@ export interface LoginCodeRedemption {
 
 /**
  * RFC 6749 §4.1.3 with RFC 7636 §4.6: a login code from a federated sign-in
- * starts a session as a password login does, once, for the app that holds
- * the PKCE verifier and names the same redirect URI. Undefined when it does not.
+ * starts a session as a password login does (or asks for the second factor,
+ * as a password login does), once, for the app that holds the PKCE verifier
+ * and names the same redirect URI. Undefined when it does not.
  */
 export async function redeemLoginCode (app: FastifyInstance, request: FastifyRequest, redemption: LoginCodeRedemption): Promise<SessionGrant | undefined> {
   const { code, verifier, redirectUri, clientId } = redemption
@@ -32,7 +34,8 @@ export async function redeemLoginCode (app: FastifyInstance, request: FastifyReq
   }
   const user = await app.users.findById(redeemed.userId)
   if (user === undefined || user.disabledAt !== null) return undefined
-  const grant = await startSession(app, request, user, clientId)
+  // The provider's own `amr` when its ID token had one (RFC 8176 has no value for a federated login).
+  const grant = await signIn(app, request, user, redeemed.amr ?? FEDERATED_AMR, clientId)
   await app.loginCodes.bindSession(redeemed.hash, grant.sessionId)
   return grant
 }

@@ -8,7 +8,12 @@ export interface Problem {
   status: number
   detail?: string
   code: ProblemCode
+  /** RFC 9457 §3.2 extension member: with `mfa_required` and `mfa_enrollment_required`, what continues the login. */
+  mfa_token?: string
 }
+
+/** The extension members a problem may carry. */
+export type ProblemExtensions = Pick<Problem, 'mfa_token'>
 
 export class ProblemError extends Error {
   constructor (
@@ -16,16 +21,22 @@ export class ProblemError extends Error {
     readonly code: ProblemCode,
     readonly title: string,
     readonly detail?: string,
-    readonly headers: Readonly<Record<string, string>> = {}
+    readonly headers: Readonly<Record<string, string>> = {},
+    readonly extensions: Readonly<ProblemExtensions> = {}
   ) {
     super(detail ?? title)
     this.name = 'ProblemError'
   }
 
+  /** The same problem with RFC 9457 §3.2 extension members. */
+  withExtensions (extensions: ProblemExtensions): ProblemError {
+    return new ProblemError(this.statusCode, this.code, this.title, this.detail, this.headers, { ...this.extensions, ...extensions })
+  }
+
   toProblem (): Problem {
     const problem: Problem = { type: problemType(this.code), title: this.title, status: this.statusCode, code: this.code }
     if (this.detail !== undefined) problem.detail = this.detail
-    return problem
+    return { ...problem, ...this.extensions }
   }
 }
 
@@ -37,9 +48,10 @@ export function problemType (code: ProblemCode): string {
 export type ProblemCode =
   | 'validation_failed' | 'invalid_redirect_uri' | 'invalid_state' | 'invalid_json' | 'bad_request'
   | 'invalid_credentials' | 'authentication_required' | 'invalid_token' | 'token_expired' | 'refresh_token_reused' | 'session_revoked'
+  | 'mfa_required' | 'mfa_enrollment_required' | 'invalid_mfa_token' | 'invalid_mfa_code' | 'insufficient_user_authentication'
   | 'origin_not_allowed' | 'account_disabled'
   | 'not_found' | 'method_not_allowed'
-  | 'email_taken' | 'last_sign_in_method'
+  | 'email_taken' | 'last_sign_in_method' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
   | 'payload_too_large' | 'unsupported_media_type' | 'rate_limited'
   | 'internal_error' | 'service_unavailable'
 
@@ -58,12 +70,22 @@ export const errors = {
   invalidRefreshToken: define(401, 'invalid_token', 'The refresh token is not valid'),
   refreshTokenReused: define(401, 'refresh_token_reused', 'The refresh token was already used; the session is revoked'),
   sessionRevoked: define(401, 'session_revoked', 'The session has been revoked'),
+  /** The first step of a login succeeded; its `mfa_token` (`withExtensions`) and a second factor complete it (README, Two-step login). */
+  mfaRequired: define(401, 'mfa_required', 'A second factor is required'),
+  /** The account must have a second factor and has none: its `mfa_token` may only enrol one. */
+  mfaEnrollmentRequired: define(401, 'mfa_enrollment_required', 'A second factor must be enrolled'),
+  invalidMfaToken: define(401, 'invalid_mfa_token', 'The mfa_token is unknown, expired or already used'),
+  invalidMfaCode: define(401, 'invalid_mfa_code', 'The code is not valid'),
+  insufficientUserAuthentication: define(401, 'insufficient_user_authentication', 'A stronger or more recent login is required'),
   originNotAllowed: define(403, 'origin_not_allowed', 'Requests from this origin are not allowed'),
   accountDisabled: define(403, 'account_disabled', 'This account is disabled'),
   notFound: define(404, 'not_found', 'Not found'),
   methodNotAllowed: define(405, 'method_not_allowed', 'Method not allowed'),
   emailTaken: define(409, 'email_taken', 'An account with this email already exists'),
   lastSignInMethod: define(409, 'last_sign_in_method', 'This is the last way to sign in to the account'),
+  mfaAlreadyEnrolled: define(409, 'mfa_already_enrolled', 'An authenticator is already enrolled'),
+  mfaNotEnrolled: define(409, 'mfa_not_enrolled', 'No authenticator is enrolled'),
+  stepUpUnavailable: define(409, 'step_up_unavailable', 'This account has no password to step up with'),
   payloadTooLarge: define(413, 'payload_too_large', 'The request body is too large'),
   unsupportedMediaType: define(415, 'unsupported_media_type', 'The request content type is not supported'),
   rateLimited: define(429, 'rate_limited', 'Too many requests'),
@@ -124,7 +146,9 @@ export class OAuthError extends Error {
     readonly statusCode: number,
     error: string,
     description: string,
-    readonly headers: Readonly<Record<string, string>> = {}
+    readonly headers: Readonly<Record<string, string>> = {},
+    /** Members beyond `error` and `error_description` (RFC 6749 §5.2 allows them): `mfa_token`. */
+    readonly extensions: Readonly<ProblemExtensions> = {}
   ) {
     super(description)
     this.name = 'OAuthError'

@@ -12,7 +12,11 @@ export function toOAuthError (error: FastifyError | Error): OAuthError {
     case 'invalid_credentials': return invalidGrant('The username or password is incorrect')
     case 'account_disabled': return invalidGrant('The account is disabled')
     case 'invalid_token': case 'token_expired': case 'session_revoked': case 'refresh_token_reused':
+    case 'invalid_mfa_token': case 'invalid_mfa_code':
       return invalidGrant(problem.title)
+    // The two-step login on the token endpoint: a 400 with the code as `error`, as RFC 6749 §5.2 errors are.
+    case 'mfa_required': case 'mfa_enrollment_required':
+      return new OAuthError(400, problem.code, problem.title, {}, problem.extensions)
     case 'origin_not_allowed': return invalidRequest(problem.title)
     case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
     case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')

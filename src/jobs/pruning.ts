@@ -5,7 +5,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 export const RETENTION_SECONDS = {
   sessions: 86_400,
   oidcTransactions: 3_600,
-  loginCodes: 3_600
+  loginCodes: 3_600,
+  mfaTokens: 3_600
 } as const
 
 /** How often the jobs run unless told otherwise. */
@@ -23,11 +24,12 @@ export interface PruneJob {
 }
 
 /** Every job that deletes dead rows, in one list: each table's owner does the deleting, a bounded batch at a time. */
-export function pruneJobs (owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes'>): PruneJob[] {
+export function pruneJobs (owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes'> & { mfa: Pick<FastifyInstance['mfa'], 'tokens'> }): PruneJob[] {
   return [
     { what: 'dead sessions', retentionSeconds: RETENTION_SECONDS.sessions, prune: owners.sessions.prune },
     { what: 'expired sign-in transactions', retentionSeconds: RETENTION_SECONDS.oidcTransactions, prune: owners.oidcTransactions.prune },
-    { what: 'expired login codes', retentionSeconds: RETENTION_SECONDS.loginCodes, prune: owners.loginCodes.prune }
+    { what: 'expired login codes', retentionSeconds: RETENTION_SECONDS.loginCodes, prune: owners.loginCodes.prune },
+    { what: 'expired mfa tokens', retentionSeconds: RETENTION_SECONDS.mfaTokens, prune: owners.mfa.tokens.prune }
   ]
 }
 
@@ -51,4 +53,4 @@ export default fp<PruningOptions>(async (app, { intervalSeconds }) => {
   const timer = setInterval(() => { void runPruneJobs(jobs, app.log) }, intervalSeconds * 1000)
   timer.unref()
   app.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes'] })
+}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes', 'mfa'] })

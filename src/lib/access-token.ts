@@ -30,6 +30,10 @@ export interface AccessTokenClaims {
   sid: string
   client_id: string
   scope?: string
+  /** RFC 8176 (and RFC 9068 §2.2.1): how the login behind the session proved who the user is. */
+  amr?: string[]
+  /** OpenID Connect Core §2 (and RFC 9068 §2.2.1): when the user last proved it, in seconds. */
+  auth_time?: number
   [claim: string]: unknown
 }
 
@@ -38,6 +42,10 @@ export interface AccessTokenSubject {
   sessionId: string
   clientId: string
   scope?: string | undefined
+  /** `amr`, when the session knows how it was proven. */
+  amr?: readonly string[] | undefined
+  /** `auth_time` in seconds, when the session knows it. */
+  authTime?: number | undefined
 }
 
 export interface TokenIssuer {
@@ -76,6 +84,8 @@ export function createAccessTokenSigner (key: KeyForSigning, issuer: TokenIssuer
       client_id: subject.clientId
     }
     if (subject.scope) claims.scope = subject.scope
+    if (subject.amr !== undefined) claims.amr = [...subject.amr]
+    if (subject.authTime !== undefined) claims.auth_time = subject.authTime
     return { token: sign(claims), expiresIn: issuer.ttlSeconds, claims }
   }
 }
@@ -207,6 +217,11 @@ function checkClaims (claims: AccessTokenClaims, now: number): void {
     if (typeof claims[name] !== 'string' || claims[name] === '') throw new AccessTokenError('invalid', `${name} is not a string`)
   }
   if (claims.scope !== undefined && typeof claims.scope !== 'string') throw new AccessTokenError('invalid', 'scope is not a string')
+  // Optional (tokens signed before they existed have neither), but never of another type.
+  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every(value => typeof value === 'string'))) {
+    throw new AccessTokenError('invalid', 'amr is not an array of strings')
+  }
+  if (claims.auth_time !== undefined && !Number.isInteger(claims.auth_time)) throw new AccessTokenError('invalid', 'auth_time must be a numeric date')
   if (!Number.isInteger(claims.exp) || !Number.isInteger(claims.iat)) throw new AccessTokenError('invalid', 'iat and exp must be numeric dates')
   checkTime(claims, now)
 }

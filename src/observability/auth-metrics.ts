@@ -15,6 +15,8 @@ export interface AuthMetrics {
   countLogin<T>(attempt: Promise<T>): Promise<T>
   /** Counts a refresh by how it ended: `success` or the problem's code (`refresh_token_reused` among them). */
   countRefresh<T>(attempt: Promise<T>): Promise<T>
+  /** Counts a second-factor event (README, Second factor): enrolment, removal, a failed code, a recovery code used... */
+  countMfaEvent(event: string): void
   observeRequest(method: string, route: string | undefined, statusCode: number, seconds: number): void
   watchPool(stats: () => PoolStats): void
 }
@@ -39,6 +41,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
   const latency = new Histogram({ name: 'latchkey_http_request_duration_seconds', help: 'Time to answer an HTTP request, by route', labelNames: ['method', 'route'], buckets: LATENCY_BUCKETS, registers })
   const logins = new Counter({ name: 'latchkey_logins_total', help: 'Password logins (login and the password grant), by outcome', labelNames: ['outcome'], registers })
   const refreshes = new Counter({ name: 'latchkey_refreshes_total', help: 'Refresh-token rotations, by outcome', labelNames: ['outcome'], registers })
+  const mfaEvents = new Counter({ name: 'latchkey_mfa_events_total', help: 'Second-factor events: enrolments, removals, failed codes, recovery codes used, step-ups', labelNames: ['event'], registers })
   const rateLimited = new Counter({ name: 'latchkey_rate_limited_total', help: 'Requests refused with 429, by route', labelNames: ['route'], registers })
   let poolStats: (() => PoolStats) | undefined
   // Read at scrape time, so it reports the pool as it is, not as it was at the last request.
@@ -69,6 +72,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
     registry,
     countLogin: counted(logins),
     countRefresh: counted(refreshes),
+    countMfaEvent (event) { mfaEvents.inc({ event }) },
     observeRequest (method, route = 'unmatched', statusCode, seconds) {
       requests.inc({ method, route, status: statusCode })
       latency.observe({ method, route }, seconds)

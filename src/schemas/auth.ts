@@ -21,7 +21,7 @@ export const RegisterBodySchema = Type.Object({
 export const LoginBodySchema = Type.Object({ email: Email, password: Password })
 
 /** Headers of every answer that carries tokens (RFC 6749 §5.1; README, Cookie mode for SPAs). */
-const TokenResponseHeaders = {
+export const TokenResponseHeaders = {
   'Cache-Control': Type.Literal('no-store', { description: 'Tokens are never cached (RFC 6749 §5.1)' }),
   'Set-Cookie': Type.String({ description: 'Cookie mode only (`X-Auth-Mode: cookie`): the refresh token as the HttpOnly `latchkey_refresh` cookie' })
 }
@@ -49,7 +49,10 @@ export const TokenRequestSchema = Type.Object({
   client_id: Type.Optional(Type.String({ maxLength: 128, pattern: '^[\\x20-\\x7E]*$' })),
   code: Type.Optional(Type.String({ maxLength: 128 })),
   code_verifier: Type.Optional(Type.String({ maxLength: 128 })),
-  redirect_uri: Type.Optional(Type.String({ maxLength: 2048 }))
+  redirect_uri: Type.Optional(Type.String({ maxLength: 2048 })),
+  // The mfa-otp grant (README, Two-step login).
+  mfa_token: Type.Optional(Type.String({ maxLength: 64 })),
+  otp: Type.Optional(Type.String({ maxLength: 64 }))
 })
 
 export const RefreshBodySchema = Type.Object({

@@ -13,6 +13,8 @@ export const security = {
   /** The refresh token travels in the body, or as the cookie with `X-Auth-Mode: cookie`. */
   refresh: req([{}, { refreshCookie: [] }]),
   logout: req([{}, { refreshCookie: [] }, { bearer: [] }]),
+  /** A live session, or the `mfa_token` of a login that must enrol a second factor, in the body. */
+  bearerOrMfaToken: req([{ bearer: [] }, { password: [] }, {}]),
   /** RFC 7662 §2.1 / RFC 7009 §2.1: client_secret_basic, or client_secret_post in the body. */
   serviceClient: req([{ serviceClient: [] }, {}])
 }
@@ -22,6 +24,7 @@ export const tags = {
   sessions: 'sessions',
   oauth: 'oauth',
   federation: 'federation',
+  mfa: 'mfa',
   discovery: 'discovery',
   operations: 'operations'
 } as const
@@ -49,6 +52,7 @@ export function openapiDocument ({ issuer, authPrefix, version }: OpenapiDocumen
       { name: tags.sessions, description: 'Refresh-token rotation, logout and the sessions of the current user' },
       { name: tags.oauth, description: 'OAuth 2.0 endpoints: token (RFC 6749), introspection (RFC 7662), revocation (RFC 7009)' },
       { name: tags.federation, description: 'Sign-in through OpenID Connect providers and the identities linked to an account' },
+      { name: tags.mfa, description: 'A second factor (TOTP and recovery codes), the second step of a login, and step-up' },
       { name: tags.discovery, description: 'Public keys and authorization-server metadata for verifiers' },
       { name: tags.operations, description: 'Liveness and readiness probes' }
     ],

@@ -9,12 +9,14 @@ export const ProblemSchema = Type.Object({
   title: Type.String(),
   status: Type.Integer(),
   detail: Type.Optional(Type.String()),
-  code: Type.String({ description: 'Stable, machine-readable error code' })
+  code: Type.String({ description: 'Stable, machine-readable error code' }),
+  mfa_token: Type.Optional(Type.String({ description: 'With `mfa_required` and `mfa_enrollment_required` only: continues the login (README, Two-step login)' }))
 }, { description: PROBLEM_DESCRIPTION })
 
 export type Problem = Static<typeof ProblemSchema>
 
 export const OAuthErrorSchema = Type.Object({
   error: Type.String(),
-  error_description: Type.Optional(Type.String())
+  error_description: Type.Optional(Type.String()),
+  mfa_token: Type.Optional(Type.String({ description: 'With `mfa_required` and `mfa_enrollment_required` only: continues the login with the mfa-otp grant' }))
 }, { description: OAUTH_ERROR_DESCRIPTION })

@@ -18,15 +18,23 @@ export interface SessionSettings {
 /** Where a capability reports its events: the app's logger, or a request's. */
 export type SessionLog = Pick<FastifyBaseLogger, 'warn'>
 
-export interface SessionStart {
+/** How a session's user proved who they are, remembered so that every refresh re-issues it. */
+export interface SessionProof {
+  /** RFC 8176 authentication methods. */
+  amr: readonly string[]
+  /** When the user proved it, in seconds since the epoch (OpenID Connect Core §2 `auth_time`). */
+  authTime: number
+}
+
+export interface SessionStart extends Partial<SessionProof> {
   userId: string
   clientId: string
   userAgent?: string | undefined
   ip?: string | undefined
 }
 
-/** What a refresh token buys: who, which session, and the token to present next time. */
-export interface SessionGrant {
+/** What a refresh token buys: who, which session, how it was proven, and the token to present next time. */
+export interface SessionGrant extends Partial<SessionProof> {
   sessionId: string
   userId: string
   clientId: string
@@ -43,7 +51,7 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled'
 
 /** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
 export interface RefreshTokenInfo {
@@ -67,6 +75,8 @@ export interface Sessions {
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>
   /** Revokes every live session of the user but `keep`; answers how many. */
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
+  /** Records a new proof for one live session of this user (a step-up); false when no such session is live. */
+  reprove(sessionId: string, userId: string, proof: SessionProof): Promise<boolean>
   list(userId: string): Promise<SessionView[]>
   isLive(sessionId: string): Promise<boolean>
   /** The live, unrotated refresh token's session; undefined for anything else. */
@@ -79,8 +89,8 @@ const statements = {
   start: {
     name: 'latchkey_session_start',
     text: `with session as (
-      insert into sessions (user_id, client_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip)
-      values ($1, $2, $3, $3, $4, $5, $6, $7)
+      insert into sessions (user_id, client_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip, amr, auth_time)
+      values ($1, $2, $3, $3, $4, $5, $6, $7, $9::jsonb, $10)
       returning id
     )
     insert into refresh_tokens (hash, session_id, created_at)
@@ -101,16 +111,16 @@ const statements = {
       set last_used_at = $3, idle_expires_at = least($3::timestamptz + $4::int * interval '1 second', absolute_expires_at)
       where id = (select session_id from parent)
         and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
-      returning id, user_id, client_id, idle_expires_at
+      returning id, user_id, client_id, idle_expires_at, amr, auth_time
     ), child as (
       insert into refresh_tokens (hash, session_id, parent_hash, created_at)
       select $2, id, $1, $3 from live
     )
-    select id, user_id, client_id, idle_expires_at from live`
+    select id, user_id, client_id, idle_expires_at, amr, auth_time from live`
   },
   explain: {
     name: 'latchkey_refresh_explain',
-    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
+    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time
     from refresh_tokens t join sessions s on s.id = t.session_id
     where t.hash = $1`
   },
@@ -130,6 +140,12 @@ const statements = {
     name: 'latchkey_session_revoke_all',
     text: `update sessions set revoked_at = $2, revoked_reason = $3
     where user_id = $1 and revoked_at is null and id is distinct from $4
+    returning id`
+  },
+  reprove: {
+    name: 'latchkey_session_reprove',
+    text: `update sessions set amr = $3::jsonb, auth_time = $4
+    where id = $1 and user_id = $2 and revoked_at is null and idle_expires_at > $5 and absolute_expires_at > $5
     returning id`
   },
   list: {
@@ -164,8 +180,10 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
-interface RotatedRow { id: string, user_id: string, client_id: string, idle_expires_at: Date }
-interface MissedRow {
+/** The proof columns of a session, null for sessions started before they existed. */
+interface ProofColumns { amr: string[] | null, auth_time: Date | null }
+interface RotatedRow extends ProofColumns { id: string, user_id: string, client_id: string, idle_expires_at: Date }
+interface MissedRow extends ProofColumns {
   rotated_at: Date | null
   id: string
   user_id: string
@@ -173,6 +191,14 @@ interface MissedRow {
   revoked_at: Date | null
   idle_expires_at: Date
   absolute_expires_at: Date
+}
+
+/** What a refresh re-issues of how the session was proven; nothing for a session that does not know. */
+function proofOf (row: ProofColumns): Partial<SessionProof> {
+  return {
+    ...(row.amr !== null && { amr: row.amr }),
+    ...(row.auth_time !== null && { authTime: Math.floor(row.auth_time.getTime() / 1000) })
+  }
 }
 
 /**
@@ -204,7 +230,8 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         userId: row.user_id,
         clientId: row.client_id,
         refreshToken: successorOf(token, settings.successorKey),
-        refreshExpiresIn: secondsUntil(row.idle_expires_at, now)
+        refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
+        ...proofOf(row)
       }
     }
     // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
@@ -215,16 +242,25 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
   }
 
   return {
-    async start ({ userId, clientId, userAgent, ip }) {
+    async start ({ userId, clientId, userAgent, ip, amr, authTime }) {
       const now = clock.now()
       const absolute = now + settings.maxTtlSeconds * 1000
       const idle = Math.min(now + settings.idleTtlSeconds * 1000, absolute)
       const refreshToken = newOpaqueToken()
       const [row] = await database.query<{ session_id: string }>(statements.start, [
         userId, clientId, new Date(now), new Date(idle), new Date(absolute),
-        userAgent?.slice(0, 512) ?? null, ip ?? null, hashOpaqueToken(refreshToken)
+        userAgent?.slice(0, 512) ?? null, ip ?? null, hashOpaqueToken(refreshToken),
+        amr === undefined ? null : JSON.stringify(amr), authTime === undefined ? null : new Date(authTime * 1000)
       ])
-      return { sessionId: row!.session_id, userId, clientId, refreshToken, refreshExpiresIn: Math.floor((idle - now) / 1000) }
+      return {
+        sessionId: row!.session_id,
+        userId,
+        clientId,
+        refreshToken,
+        refreshExpiresIn: Math.floor((idle - now) / 1000),
+        ...(amr !== undefined && { amr }),
+        ...(authTime !== undefined && { authTime })
+      }
     },
 
     async refresh (token, log = defaultLog) {
@@ -241,7 +277,8 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         userId: row.user_id,
         clientId: row.client_id,
         refreshToken: successor,
-        refreshExpiresIn: secondsUntil(row.idle_expires_at, now)
+        refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
+        ...proofOf(row)
       }
     },
 
@@ -260,6 +297,12 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     async revokeAll (userId, reason, keep) {
       const rows = revoked(await database.query(statements.revokeAll, [userId, new Date(clock.now()), reason, keep ?? null]))
       return rows.length
+    },
+
+    async reprove (sessionId, userId, { amr, authTime }) {
+      if (!isUuid(sessionId)) return false
+      const rows = await database.query(statements.reprove, [sessionId, userId, JSON.stringify(amr), new Date(authTime * 1000), new Date(clock.now())])
+      return rows.length > 0
     },
 
     async list (userId) {

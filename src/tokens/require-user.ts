@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AccessTokenError, type AccessTokenClaims } from '../lib/access-token.js'
-import { challenge, errors, logServerError, sendProblem, toProblemError } from '../http/index.js'
+import { systemClock, type Clock } from '../lib/clock.js'
+import { challenge, errors, logServerError, sendProblem, toProblemError, type ProblemError } from '../http/index.js'
 import { isDatabaseUnavailable } from '../db/index.js'
+import { assertStepUpRequirements, checkStepUp, proofOf, type StepUpRequirements } from './step-up.js'
 
 /** Who made the request, as proven by a verified access token. */
 export interface AuthenticatedUser {
@@ -10,13 +12,44 @@ export interface AuthenticatedUser {
   sessionId: string
   scopes: string[]
   claims: AccessTokenClaims
+  /** How the login was proven (RFC 8176), `[]` when the token does not say. */
+  amr: string[]
+  /** When the user last proved who they are, in seconds; 0 when the token does not say. */
+  authTime: number
 }
 
-export type RequireUser = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+/**
+ * What a route may demand beyond a valid token, each kind checked by a file
+ * of its own (`step-up.ts`: a second factor, a recent login).
+ */
+export interface UserRequirements extends StepUpRequirements {}
+
+/** Why a valid token does not meet a route's requirements: the problem, and the challenge's parameters beyond `realm`. */
+export interface RequirementFailure {
+  problem: (detail?: string, headers?: Record<string, string>) => ProblemError
+  detail: string
+  challenge: Record<string, string | undefined>
+}
+
+export type PreHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
+
+/**
+ * The preHandler itself (`preHandler: app.requireUser`), and, called with
+ * requirements, a preHandler that also demands them
+ * (`preHandler: app.requireUser({ mfa: true, maxAge: 300 })`).
+ */
+export interface RequireUser {
+  (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined>
+  (requirements: UserRequirements): PreHandler
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid access token. */
+    /**
+     * preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid
+     * access token; `requireUser({ mfa, maxAge })` also demands a login with a
+     * second factor or a recent one (401 `insufficient_user_authentication`, RFC 9470).
+     */
     requireUser: RequireUser
     /**
      * preHandler: as `requireUser`, and the token's session must still be live
@@ -35,6 +68,8 @@ export interface RequireUserOptions {
   /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
   isLive?: ((sessionId: string) => Promise<boolean>) | undefined
   realm?: string
+  /** The time `maxAge` is measured against. */
+  clock?: Clock | undefined
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
@@ -46,11 +81,16 @@ export function bearerToken (request: FastifyRequest): string | undefined {
   return BEARER.exec(header)?.[1]
 }
 
-export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
+export function createRequireUser ({ verify, isLive, realm = 'latchkey', clock = systemClock }: RequireUserOptions, checkSession = false): RequireUser {
   const missing = challenge('Bearer', { realm })
   const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
-  return async function requireUser (request, reply) {
+  /** Each kind of requirement in turn; the first that fails answers. */
+  function unmet (claims: AccessTokenClaims, requirements: UserRequirements): RequirementFailure | undefined {
+    return checkStepUp(claims, requirements, Math.floor(clock.now() / 1000))
+  }
+
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, requirements: UserRequirements | undefined) {
     const authorization = request.headers.authorization
     if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
       return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': missing }))
@@ -81,14 +121,26 @@ export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: Requi
       }
       if (!live) return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
     }
+    const failure = requirements === undefined ? undefined : unmet(claims, requirements)
+    if (failure !== undefined) {
+      return sendProblem(reply, failure.problem(failure.detail, { 'www-authenticate': challenge('Bearer', { realm, ...failure.challenge }) }))
+    }
     request.user = {
       id: claims.sub,
       sessionId: claims.sid,
       scopes: claims.scope ? claims.scope.split(' ') : [],
-      claims
+      claims,
+      ...proofOf(claims)
     }
     return undefined
   }
+
+  return function requireUser (first: FastifyRequest | UserRequirements, reply?: FastifyReply) {
+    if (reply !== undefined) return authenticate(first as FastifyRequest, reply, undefined)
+    const requirements = { ...first as UserRequirements }
+    assertStepUpRequirements(requirements)
+    return (request: FastifyRequest, reply: FastifyReply) => authenticate(request, reply, requirements)
+  } as RequireUser
 }
 
 /** Decorates `requireUser` and `request.user` on the instance it is registered in (and its parent). */

@@ -67,7 +67,7 @@ export const latchkeyVerifier = fp<VerifierOptions>(async (app, options) => {
   // Fetched at start when the issuer answers; a service that boots first keeps trying on requests.
   await refresh(() => jwks.refreshIfStale())
   app.decorate('latchkeyVerifierStats', jwks.stats)
-  await app.register(requireUser, { verify })
+  await app.register(requireUser, { verify, clock })
 }, { name: 'latchkey-verifier', fastify: '5.x' })
 
 export default latchkeyVerifier

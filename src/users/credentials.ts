@@ -12,6 +12,12 @@ export interface Credentials {
   authenticate(email: string, password: string): Promise<User>
   /** Replaces the password of a signed-in user who proves they know the current one. */
   changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void>
+  /**
+   * Checks the password of a signed-in user who proves it again (a step-up,
+   * changes to their second factor): 401 `invalid_credentials` with `wrong`
+   * as its detail when it is not theirs, counted against the account's limit.
+   */
+  verifyPassword(userId: string, password: string, wrong?: string): Promise<void>
 }
 
 export function assertAcceptablePassword (password: string, field = 'password'): void {
@@ -25,7 +31,18 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
   const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
     found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
 
+  const verifyPassword = async (userId: string, password: string, wrong = 'The password is wrong') => {
+    if (checkPassword(password) === 'too_long') throw errors.invalidCredentials(wrong)
+    const found = await users.findCredentialsById(userId)
+    // A stolen access token must not buy unlimited guesses at the password behind it.
+    const attempt = found === undefined ? undefined : await accountLimits.begin(found.user.email)
+    const { ok } = await check(found, password)
+    if (!ok) throw errors.invalidCredentials(wrong)
+    await attempt?.succeeded()
+  }
+
   return {
+    verifyPassword,
     async register ({ email, password, name }) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
       assertAcceptablePassword(password)
@@ -46,13 +63,7 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
     },
     async changePassword (userId, currentPassword, newPassword) {
       assertAcceptablePassword(newPassword, 'newPassword')
-      if (checkPassword(currentPassword) === 'too_long') throw errors.invalidCredentials('The current password is wrong')
-      const found = await users.findCredentialsById(userId)
-      // A stolen access token must not buy unlimited guesses at the password behind it.
-      const attempt = found === undefined ? undefined : await accountLimits.begin(found.user.email)
-      const { ok } = await check(found, currentPassword)
-      if (!ok) throw errors.invalidCredentials('The current password is wrong')
-      await attempt?.succeeded()
+      await verifyPassword(userId, currentPassword, 'The current password is wrong')
       await users.setPasswordHash(userId, await hasher.hash(newPassword))
     }
   }

@@ -5,12 +5,14 @@ import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
 import { isUuid } from '../lib/uuid.js'
 import type { User } from './users.js'
 
-/** Who a provider says signed in (OpenID Connect Core §5.1 `sub`, `email`, `email_verified`, `name`). */
+/** Who a provider says signed in (OpenID Connect Core §5.1 `sub`, `email`, `email_verified`, `name`; §2 `amr`). */
 export interface ProviderClaims {
   subject: string
   email: string | undefined
   emailVerified: boolean
   name: string | undefined
+  /** How the provider says the user authenticated (its ID token's `amr`), when it says. */
+  amr?: string[] | undefined
 }
 
 export interface IdentityView {

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import createClient from 'openapi-fetch'
 import type { paths } from '../../src/client/openapi.js'
 import { buildTestApp, ManualClock, PASSWORD, uniqueEmail } from '../helper.js'
+import { codeAt, decodeQrDataUrl } from '../totp.js'
 
 /**
  * A client as latchkey's users make one: types generated from the committed
@@ -83,4 +84,42 @@ t.test('the documented errors: a bad login, a reused refresh token, a missing be
   t.equal(anonymous.response.status, 401)
   t.equal(anonymous.response.headers.get('www-authenticate'), 'Bearer realm="latchkey"')
   t.equal(anonymous.error?.code, 'authentication_required')
+})
+
+t.test('the second factor: enrol, confirm, the two-step login, step-up, new recovery codes, removal', async t => {
+  const { client, clock } = await listeningClient(t)
+  const email = uniqueEmail('client-mfa')
+  const registered = await client.POST('/auth/register', { body: { email, password: PASSWORD } })
+  const access = registered.data!.access_token
+
+  const begun = await client.POST('/auth/mfa/totp', { body: {}, headers: bearer(access) })
+  t.equal(begun.response.status, 200)
+  t.equal(decodeQrDataUrl(begun.data!.qr_code), begun.data!.otpauth_uri)
+  const secret = begun.data!.secret
+  const confirmed = await client.POST('/auth/mfa/totp/confirm', { body: { code: codeAt(secret, clock.now()) }, headers: bearer(access) })
+  t.equal(confirmed.response.status, 200)
+  t.equal(confirmed.data?.recovery_codes.length, 10)
+  const status = await client.GET('/auth/mfa', { headers: bearer(access) })
+  t.match(status.data, { totp: 'confirmed', recovery_codes_remaining: 10, required: false })
+
+  clock.advance(30)
+  const first = await client.POST('/auth/login', { body: { email, password: PASSWORD } })
+  t.equal(first.response.status, 401)
+  t.equal(first.error?.code, 'mfa_required')
+  const verified = await client.POST('/auth/mfa/verify', { body: { mfa_token: first.error!.mfa_token!, code: codeAt(secret, clock.now()) } })
+  t.equal(verified.response.status, 200)
+  t.equal(verified.data?.user.email, email)
+  const strong = verified.data!.access_token
+
+  clock.advance(30)
+  const stepped = await client.POST('/auth/step-up', { body: { password: PASSWORD, code: codeAt(secret, clock.now()) }, headers: bearer(strong) })
+  t.equal(stepped.response.status, 200)
+  t.equal(stepped.data?.token_type, 'Bearer')
+
+  const codes = await client.POST('/auth/mfa/recovery-codes', { body: { password: PASSWORD, code: confirmed.data!.recovery_codes[0]! }, headers: bearer(strong) })
+  t.equal(codes.response.status, 200)
+  t.equal(codes.data?.recovery_codes.length, 10)
+  const removed = await client.DELETE('/auth/mfa/totp', { body: { password: PASSWORD, code: codes.data!.recovery_codes[0]! }, headers: bearer(strong) })
+  t.equal(removed.response.status, 204)
+  t.equal((await client.POST('/auth/login', { body: { email, password: PASSWORD } })).response.status, 200)
 })

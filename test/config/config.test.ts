@@ -125,3 +125,16 @@ t.test('NODE_ENV=production refuses each unsafe setting with its line, unless ov
 function mapValues (record: Record<string, string>, value: string): Record<string, string> {
   return Object.fromEntries(Object.keys(record).map(key => [key, value]))
 }
+
+t.test('what authenticator apps show: TOTP_ISSUER and TOTP_ACCOUNT_LABEL', async t => {
+  t.same(loadConfig({}).totp, { issuer: 'localhost', accountLabel: 'email' }, 'the issuer\'s host name and the email by default')
+  t.same(loadConfig({ ISSUER: 'https://auth.example.com', TOTP_ACCOUNT_LABEL: 'ID' }).totp, { issuer: 'auth.example.com', accountLabel: 'id' })
+  t.same(loadConfig({ TOTP_ISSUER: 'Example Corp' }).totp.issuer, 'Example Corp')
+  const refused: Array<[Record<string, string>, string]> = [
+    [{ TOTP_ISSUER: 'Example: Corp' }, 'TOTP_ISSUER: must be 1 to 64 printable characters without a colon'],
+    [{ TOTP_ISSUER: 'x'.repeat(65) }, 'TOTP_ISSUER: must be 1 to 64 printable characters without a colon'],
+    [{ TOTP_ISSUER: 'tab\there' }, 'TOTP_ISSUER: must be 1 to 64 printable characters without a colon'],
+    [{ TOTP_ACCOUNT_LABEL: 'name' }, 'TOTP_ACCOUNT_LABEL: must be one of email, id, got "name"']
+  ]
+  for (const [env, message] of refused) t.throws(() => loadConfig(env), { message }, message)
+})

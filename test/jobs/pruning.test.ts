@@ -1,9 +1,10 @@
 import t from 'tap'
 import pino from 'pino'
 import { eq } from 'drizzle-orm'
-import { loginCodes, oidcTransactions, sessions, users } from '../../src/db/schema.js'
+import { loginCodes, mfaTokens, oidcTransactions, sessions, users } from '../../src/db/schema.js'
 import { createLoginCodes } from '../../src/federation/login-codes.js'
 import { createOidcTransactions } from '../../src/federation/oidc-transactions.js'
+import { createMfaTokens } from '../../src/mfa/mfa-tokens.js'
 import { pruneJobs, runPruneJobs, RETENTION_SECONDS } from '../../src/jobs/pruning.js'
 import { emailKey } from '../../src/lib/email.js'
 import { createSessions } from '../../src/sessions/sessions.js'
@@ -22,7 +23,8 @@ t.test('one run of the job list deletes what each owner keeps past its retention
   const owners = {
     sessions: createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {} }),
     oidcTransactions: createOidcTransactions(database, clock, { ttlSeconds: 600, key: Buffer.alloc(32) }),
-    loginCodes: createLoginCodes(database, clock, 600)
+    loginCodes: createLoginCodes(database, clock, 600),
+    mfa: { tokens: createMfaTokens(database, clock) }
   }
   const email = uniqueEmail()
   const now = new Date(clock.now())
@@ -31,28 +33,39 @@ t.test('one run of the job list deletes what each owner keeps past its retention
   await owners.sessions.start({ userId: user!.id, clientId: 'app' })
   await owners.oidcTransactions.begin({ provider: 'test', redirectUri: APP_REDIRECT, codeChallenge: challenge, appState: undefined })
   await owners.loginCodes.issue({ userId: user!.id, redirectUri: APP_REDIRECT, codeChallenge: challenge })
+  // An mfa_token lives 300 s: it dies first, and is kept as long as a login code after.
+  await owners.mfa.tokens.issue({ userId: user!.id, clientId: 'app', amr: ['pwd'] }, 'verify')
   const jobs = pruneJobs(owners)
   t.same(jobs.map(job => [job.what, job.retentionSeconds]), [
     ['dead sessions', RETENTION_SECONDS.sessions],
     ['expired sign-in transactions', RETENTION_SECONDS.oidcTransactions],
-    ['expired login codes', RETENTION_SECONDS.loginCodes]
+    ['expired login codes', RETENTION_SECONDS.loginCodes],
+    ['expired mfa tokens', RETENTION_SECONDS.mfaTokens]
   ])
   const { log, lines } = capturedLog()
 
-  // All three die at +600 s: the transaction and the code are kept an hour after, the session a day.
-  clock.advance(600 + RETENTION_SECONDS.loginCodes - 1)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0], 'within every retention: nothing deleted')
+  // The mfa token dies at +300 s and is kept an hour after.
+  clock.advance(300 + RETENTION_SECONDS.mfaTokens - 1)
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0], 'within every retention: nothing deleted')
   clock.advance(2)
-  t.same(await runPruneJobs(jobs, log), [0, 1, 1])
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 1])
+  // The other three die at +600 s: the transaction and the code are kept an hour after, the session a day.
+  clock.advance(300 - 2)
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0])
+  clock.advance(2)
+  t.same(await runPruneJobs(jobs, log), [0, 1, 1, 0])
   clock.advance(RETENTION_SECONDS.sessions - RETENTION_SECONDS.loginCodes)
-  t.same(await runPruneJobs(jobs, log), [1, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [1, 0, 0, 0])
   t.equal(await database.db.$count(sessions, eq(sessions.userId, user!.id)), 0)
   t.equal(await database.db.$count(oidcTransactions), 0)
   t.equal(await database.db.$count(loginCodes, eq(loginCodes.userId, user!.id)), 0)
-  t.same(lines.map(line => [line.msg, line.count]), [
-    ['pruned expired sign-in transactions', 1],
+  t.equal(await database.db.$count(mfaTokens, eq(mfaTokens.userId, user!.id)), 0)
+  // The jobs of one run go side by side, so their lines come in any order.
+  t.same(lines.map(line => [line.msg, line.count]).sort(), [
+    ['pruned dead sessions', 1],
     ['pruned expired login codes', 1],
-    ['pruned dead sessions', 1]
+    ['pruned expired mfa tokens', 1],
+    ['pruned expired sign-in transactions', 1]
   ])
 })
 

@@ -59,7 +59,9 @@ t.test('discovery lists exactly the grant and response types the endpoints accep
       if (error !== 'unsupported_grant_type') accepted.push(grant)
     }
     t.same(accepted.sort(), [...discovery.grant_types_supported].sort(), `${name}: the grants /auth/token accepts`)
-    t.same(accepted.sort(), withProviders ? ['authorization_code', 'password', 'refresh_token'] : ['password', 'refresh_token'], `${name}: grants`)
+    t.same(accepted.sort(), withProviders
+      ? ['authorization_code', 'http://auth0.com/oauth/grant-type/mfa-otp', 'password', 'refresh_token']
+      : ['http://auth0.com/oauth/grant-type/mfa-otp', 'password', 'refresh_token'], `${name}: grants`)
 
     // A response type is accepted when the authorization endpoint sends the browser on to the provider.
     const responseTypes: string[] = []

@@ -9,6 +9,9 @@ import sessions from './sessions.js'
 import password from './password.js'
 import oidc from './oidc.js'
 import identities from './identities.js'
+import mfa from './mfa.js'
+import mfaVerify from './mfa-verify.js'
+import stepUp from './step-up.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
@@ -21,6 +24,9 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(password)
   await app.register(oidc)
   await app.register(identities)
+  await app.register(mfa)
+  await app.register(mfaVerify)
+  await app.register(stepUp)
 }
 
 export default auth

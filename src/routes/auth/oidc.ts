@@ -141,7 +141,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         return reject(REDIRECT_ERRORS.refused(signIn.reason))
       }
       request.log.info({ provider: name, outcome: signIn.outcome, userId: signIn.user.id }, 'federated sign-in')
-      const code = await app.loginCodes.issue({ userId: signIn.user.id, redirectUri: transaction.redirectUri, codeChallenge: transaction.codeChallenge })
+      const code = await app.loginCodes.issue({ userId: signIn.user.id, redirectUri: transaction.redirectUri, codeChallenge: transaction.codeChallenge, amr: claims.amr })
       return toApp(reply, issuer, transaction.redirectUri, transaction.appState, { code })
     } catch (error) {
       return reject(failure(request, name, error))

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AuthModeHeadersSchema, AuthResponseSchema, RegisterBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
-import { grantResponse, startSession, withUser } from '../../grants/index.js'
+import { grantResponse, PASSWORD_AMR, signIn, withUser } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
@@ -11,14 +11,16 @@ const route: FastifyPluginAsyncTypebox = async app => {
     preHandler: app.refreshCookies.decideMode,
     schema: {
       ...operation('register', tags.auth, security.none, 'Create an account and sign in',
-        'Starts a session. With `X-Auth-Mode: cookie` the refresh token is set as a cookie instead of returned.'),
+        'Starts a session. With `X-Auth-Mode: cookie` the refresh token is set as a cookie instead of returned. ' +
+        'Where the deployment requires a second factor of the new user, the account is created and the answer is 401 `mfa_enrollment_required`.'),
       headers: AuthModeHeadersSchema,
       body: RegisterBodySchema,
-      response: { 201: AuthResponseSchema, 400: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
+      response: { 201: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
     const user = await app.credentials.register(request.body)
-    const grant = await startSession(app, request, user)
+    // A first factor like any other: a deployment that requires a second factor of this user asks for it now.
+    const grant = await signIn(app, request, user, PASSWORD_AMR)
     return reply.code(201).send(withUser(grantResponse(app, request, reply, grant), user))
   })
 }

@@ -25,8 +25,10 @@ t.test('password grant, form-encoded and JSON (RFC 6749 §4.3)', async t => {
 
     // Verified by an independent library from the published JWKS alone.
     const { payload, protectedHeader } = await jwtVerify(body.access_token, jwks, { issuer: TEST_ISSUER, audience: TEST_ISSUER, typ: 'at+jwt', algorithms: ['ES256'] })
-    t.same(Object.keys(payload).sort(), ['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'], name)
+    t.same(Object.keys(payload).sort(), ['amr', 'aud', 'auth_time', 'client_id', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'], name)
     t.equal(payload.sub, user.id)
+    t.same(payload.amr, ['pwd'], 'RFC 8176: a password')
+    t.equal(payload.auth_time, payload.iat, 'the login is this grant')
     t.equal(payload.client_id, 'latchkey')
     t.equal(payload.exp! - payload.iat!, 900)
     t.same(protectedHeader, decodeProtectedHeader(body.access_token))

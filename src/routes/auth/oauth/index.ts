@@ -12,7 +12,7 @@ const oauthEndpoints: FastifyPluginAsync = async app => {
     const oauth = toOAuthError(error as Error)
     logServerError(request, error as Error, oauth.statusCode)
     if (oauth.statusCode === 413) await discardBody(request)
-    return noStore(reply).code(oauth.statusCode).headers(oauth.headers).send({ error: oauth.error, error_description: oauth.description })
+    return noStore(reply).code(oauth.statusCode).headers(oauth.headers).send({ error: oauth.error, error_description: oauth.description, ...oauth.extensions })
   })
 
   await app.register(token)

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { oauthErrors } from '../../../http/index.js'
 import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../../schemas/problem.js'
-import { grantResponse, grantTypesSupported, redeemLoginCode, startSession, type GrantType } from '../../../grants/index.js'
+import { grantResponse, grantTypesSupported, MFA_OTP_GRANT, PASSWORD_AMR, redeemLoginCode, signIn, verifySignIn, type GrantType } from '../../../grants/index.js'
 import { isCodeVerifier } from '../../../lib/pkce.js'
 import { operation, security, tags } from '../../../schemas/openapi.js'
 
@@ -16,7 +16,9 @@ const route: FastifyPluginAsyncTypebox = async app => {
       : app.addressLimits.password.call(app, request, reply),
     schema: {
       ...operation('token', tags.oauth, security.none, 'Token endpoint (RFC 6749)',
-        '`grant_type` `password`, `refresh_token` or, where OpenID providers are configured, `authorization_code` (a login code from federated sign-in, with its PKCE verifier); discovery lists which. Form-encoded or JSON. Errors are RFC 6749 §5.2 objects.'),
+        '`grant_type` `password`, `refresh_token`, `http://auth0.com/oauth/grant-type/mfa-otp` (`mfa_token` and `otp`: the second step of a login) or, ' +
+        'where OpenID providers are configured, `authorization_code` (a login code from federated sign-in, with its PKCE verifier); discovery lists which. ' +
+        'Form-encoded or JSON. Errors are RFC 6749 §5.2 objects; a user with a second factor gets 400 `mfa_required` with an `mfa_token`.'),
       headers: AuthModeHeadersSchema,
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
@@ -33,7 +35,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         // Decided once a grant's own fields are checked, so that each grant's errors come first.
         await app.refreshCookies.decideMode(request)
         const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password))
-        const grant = await startSession(app, request, user, body.client_id ?? app.config.clientId)
+        const grant = await signIn(app, request, user, PASSWORD_AMR, body.client_id ?? app.config.clientId)
         return grantResponse(app, request, reply, grant)
       }
       case 'refresh_token': {
@@ -51,6 +53,13 @@ const route: FastifyPluginAsyncTypebox = async app => {
         await app.refreshCookies.decideMode(request)
         const grant = await redeemLoginCode(app, request, { code, verifier, redirectUri, clientId: body.client_id ?? app.config.clientId })
         if (grant === undefined) throw oauthErrors.invalidGrant('The code is unknown, expired, already used, or not for this code_verifier and redirect_uri')
+        return grantResponse(app, request, reply, grant)
+      }
+      case MFA_OTP_GRANT: {
+        // The second step of a login (README, Two-step login): the first step's mfa_token and a code.
+        if (body.mfa_token === undefined || body.otp === undefined) throw oauthErrors.invalidRequest('mfa_token and otp are required')
+        await app.refreshCookies.decideMode(request)
+        const { grant } = await verifySignIn(app, request, body.mfa_token, body.otp)
         return grantResponse(app, request, reply, grant)
       }
     }

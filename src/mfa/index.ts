@@ -1,0 +1,5 @@
+export { amrAfter, default as mfaPlugin } from './mfa.js'
+export type { Mfa, MfaEvent, MfaPolicy, MfaSettings, SecondFactor } from './mfa.js'
+export { MFA_TOKEN_MAX_ATTEMPTS, MFA_TOKEN_TTL_SECONDS, type FirstStep, type MfaTokenPurpose } from './mfa-tokens.js'
+export { RECOVERY_CODE_COUNT } from './recovery-codes.js'
+export { ENROLMENT_TTL_SECONDS, TOTP_PARAMETERS, TOTP_WINDOW, type TotpState } from './totp.js'
