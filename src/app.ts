@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config/index.js'
 import type { Database } from './db/index.js'
+import type { ClaimsFunction } from './grants/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
@@ -16,6 +17,8 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger']
   pruneIntervalSeconds?: number | undefined
   metrics?: AuthMetrics | undefined
+  claims?: ClaimsFunction | undefined
+  claimsTimeoutMs?: number | undefined
 }
 
 /** The contract's version, as in package.json: openapi.yaml's `info.version`. */
@@ -63,7 +66,9 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     clock: options.clock,
     signingKeys: options.signingKeys,
     pruneIntervalSeconds: options.pruneIntervalSeconds,
-    metrics: options.metrics
+    metrics: options.metrics,
+    claims: options.claims,
+    claimsTimeoutMs: options.claimsTimeoutMs
   })
   return app
 }

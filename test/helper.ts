@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { buildApp, type BuildAppOptions } from '../src/app.js'
 import { LOG_REDACTION } from '../src/observability/log-redaction.js'
 import { loadConfig, type Config, type Env } from '../src/config/index.js'
 import { openDatabase, type Database } from '../src/db/client.js'
@@ -113,6 +113,9 @@ export interface TestAppOptions {
   databaseKeys?: boolean
   /** Collects the app's log lines (pino JSON, from the capture's level up, with the production redaction). */
   logs?: LogCapture
+  /** The plugin's custom-claims function and its time bound. */
+  claims?: BuildAppOptions['claims']
+  claimsTimeoutMs?: number
 }
 
 export class LogCapture {
@@ -133,6 +136,8 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     clock: options.clock,
     signingKeys: options.databaseKeys === true ? undefined : options.signingKeys ?? [testSigningKey()],
     pruneIntervalSeconds: 0,
+    claims: options.claims,
+    claimsTimeoutMs: options.claimsTimeoutMs,
     ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { customType, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -12,7 +12,11 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
-  disabledAt: timestamp('disabled_at', { withTimezone: true, mode: 'date' })
+  disabledAt: timestamp('disabled_at', { withTimezone: true, mode: 'date' }),
+  /** A JSON object the user may edit (PATCH /auth/me), bounded by USER_METADATA_MAX_BYTES. */
+  userMetadata: jsonb('user_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  /** A JSON object only the embedding app or a service client writes; the user reads it. */
+  appMetadata: jsonb('app_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`)
 }, table => [uniqueIndex('users_email_key_unique').on(table.emailKey)])
 
 export type UserRow = typeof users.$inferSelect
@@ -35,7 +39,11 @@ export const sessions = pgTable('sessions', {
   userAgent: text('user_agent'),
   ip: text('ip'),
   revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
-  revokedReason: text('revoked_reason')
+  revokedReason: text('revoked_reason'),
+  /** The session's own values (a JSON object, SESSION_DATA_MAX_BYTES at most): they live and die with the row. */
+  data: jsonb('data').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  /** Moves with every write of `data`; the ETag of /auth/session/data is made from it (RFC 9110 §8.8.3). */
+  dataVersion: integer('data_version').notNull().default(0)
 }, table => [
   index('sessions_user_id_idx').on(table.userId),
   index('sessions_idle_expires_at_idx').on(table.idleExpiresAt)

@@ -5,6 +5,7 @@ import type { User } from '../users/index.js'
 import type { TokenResponse } from '../schemas/auth.js'
 import { toUserBody, type UserBody } from '../schemas/user.js'
 import { noStore } from '../http/index.js'
+import { customClaimsOf } from './custom-claims.js'
 
 /**
  * A new session for a user who just proved who they are. Behind TRUST_PROXY
@@ -18,10 +19,17 @@ export function startSession (app: FastifyInstance, request: FastifyRequest, use
 
 /**
  * The token response for a grant: a fresh access token for its session, and
- * the refresh token in the body, or only in the cookie in cookie mode.
+ * the refresh token in the body, or only in the cookie in cookie mode. What
+ * the token carries beyond identity is computed here, at every grant and
+ * every refresh, each part by its own step.
  */
-export function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: SessionGrant): TokenResponse {
-  const access = app.accessTokens.issue({ userId: grant.userId, sessionId: grant.sessionId, clientId: grant.clientId })
+export async function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: SessionGrant): Promise<TokenResponse> {
+  const access = app.accessTokens.issue({
+    userId: grant.userId,
+    sessionId: grant.sessionId,
+    clientId: grant.clientId,
+    ...await customClaimsOf(app, grant)
+  })
   noStore(reply)
   const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn }
   if (request.authMode === 'cookie') {

@@ -1,3 +1,5 @@
 export { grantResponse, startSession, withUser } from './grants.js'
 export { redeemLoginCode } from './login-code-grant.js'
 export { grantTypesSupported, type GrantType } from './grant-types.js'
+export { CLAIMS_TIMEOUT_MS_DEFAULT, default as customClaimsPlugin, refuseOversizeClaims } from './custom-claims.js'
+export type { ClaimsContext, ClaimsFunction, ClaimsResult } from './custom-claims.js'

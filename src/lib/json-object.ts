@@ -31,10 +31,17 @@ export function isJsonObject (value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+/** Text Postgres cannot hold in jsonb: U+0000, and an unpaired surrogate (which JSON.stringify escapes as `\udXXX`). */
+const UNPAIRED_SURROGATE = /\p{Cs}/u
+
+function storable (text: string): boolean {
+  return !text.includes('\u0000') && !UNPAIRED_SURROGATE.test(text)
+}
+
 /**
  * Why `value` may not be stored, or undefined when it may. It must be a plain
- * JSON object within `limits`; a member named `__proto__` is refused, so that
- * no object built from it can have its prototype replaced.
+ * JSON object within `limits`, its text storable; a member named `__proto__`
+ * is refused, so that no object built from it can have its prototype replaced.
  */
 export function checkJsonObject (value: unknown, limits: JsonObjectLimits): JsonObjectFailure | undefined {
   if (!isJsonObject(value)) return { reason: 'not_object', detail: 'must be a JSON object' }
@@ -44,6 +51,7 @@ export function checkJsonObject (value: unknown, limits: JsonObjectLimits): Json
   while (stack.length > 0) {
     const { value: node, depth } = stack.pop()!
     if (typeof node === 'number' && !Number.isFinite(node)) return { reason: 'not_object', detail: 'holds a number JSON cannot represent' }
+    if (typeof node === 'string' && !storable(node)) return { reason: 'not_object', detail: 'holds text that cannot be stored (U+0000 or an unpaired surrogate)' }
     if (typeof node !== 'object' || node === null) {
       if (!['string', 'number', 'boolean'].includes(typeof node) && node !== null) return { reason: 'not_object', detail: 'holds a value JSON cannot represent' }
       continue
@@ -59,6 +67,7 @@ export function checkJsonObject (value: unknown, limits: JsonObjectLimits): Json
       if (keys > limits.maxKeys) return { reason: 'too_complex', detail: `has more than ${limits.maxKeys} members` }
       if (key.length > limits.maxKeyLength) return { reason: 'too_complex', detail: `has a member name longer than ${limits.maxKeyLength} characters` }
       if (key === '__proto__') return { reason: 'not_object', detail: 'has a member named __proto__' }
+      if (!storable(key)) return { reason: 'not_object', detail: 'has a member name that cannot be stored (U+0000 or an unpaired surrogate)' }
       stack.push({ value: member, depth: depth + 1 })
     }
   }

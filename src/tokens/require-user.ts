@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { AccessTokenError, type AccessTokenClaims } from '../lib/access-token.js'
+import { AccessTokenError, type AccessTokenClaims, type CustomClaims } from '../lib/access-token.js'
+import { UserSessionData, type SessionData } from '../lib/session-data.js'
 import { challenge, errors, logServerError, sendProblem, toProblemError } from '../http/index.js'
 import { isDatabaseUnavailable } from '../db/index.js'
 
@@ -9,7 +10,14 @@ export interface AuthenticatedUser {
   id: string
   sessionId: string
   scopes: string[]
-  claims: AccessTokenClaims
+  /** Every claim of the token, the deployment's own typed through `CustomClaims` (declaration merging). */
+  claims: AccessTokenClaims & CustomClaims
+  /**
+   * The data of the token's session (`await request.user.session.data<Cart>()`),
+   * on the service and in an app that registers latchkey; undefined behind the
+   * verifier plugin, which has no database.
+   */
+  session?: UserSessionData | undefined
 }
 
 export type RequireUser = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
@@ -34,6 +42,8 @@ export interface RequireUserOptions {
   verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
   /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
   isLive?: ((sessionId: string) => Promise<boolean>) | undefined
+  /** Where `request.user.session` reads and writes; without it, there is no `session`. */
+  sessionData?: SessionData | undefined
   realm?: string
 }
 
@@ -46,7 +56,7 @@ export function bearerToken (request: FastifyRequest): string | undefined {
   return BEARER.exec(header)?.[1]
 }
 
-export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
+export function createRequireUser ({ verify, isLive, sessionData, realm = 'latchkey' }: RequireUserOptions, checkSession = false): RequireUser {
   const missing = challenge('Bearer', { realm })
   const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
@@ -85,7 +95,9 @@ export function createRequireUser ({ verify, isLive, realm = 'latchkey' }: Requi
       id: claims.sub,
       sessionId: claims.sid,
       scopes: claims.scope ? claims.scope.split(' ') : [],
-      claims
+      claims,
+      // Nothing is read until the app asks: the hot path only builds the handle.
+      session: sessionData && new UserSessionData(sessionData, claims.sid, claims.sub)
     }
     return undefined
   }

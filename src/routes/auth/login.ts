@@ -19,7 +19,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const { email, password } = request.body
     const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password))
     const grant = await startSession(app, request, user)
-    return withUser(grantResponse(app, request, reply, grant), user)
+    return withUser(await grantResponse(app, request, reply, grant), user)
   })
 }
 

@@ -19,7 +19,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }, async (request, reply) => {
     const user = await app.credentials.register(request.body)
     const grant = await startSession(app, request, user)
-    return reply.code(201).send(withUser(grantResponse(app, request, reply, grant), user))
+    return reply.code(201).send(withUser(await grantResponse(app, request, reply, grant), user))
   })
 }
 
