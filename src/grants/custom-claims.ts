@@ -81,7 +81,7 @@ export default fp<CustomClaimsSettings>(async (app, settings) => {
  * again at every refresh from the user's metadata and the session's data as
  * they are now. Nothing is looked up when no custom claim is configured.
  */
-export async function customClaimsOf (app: FastifyInstance, grant: SessionGrant): Promise<Pick<AccessTokenSubject, 'claims'>> {
+export async function customClaimsOf (app: Pick<FastifyInstance, 'customClaims' | 'users' | 'sessionData'>, grant: SessionGrant): Promise<Pick<AccessTokenSubject, 'claims'>> {
   if (!app.customClaims.enabled) return {}
   const [user, session] = await Promise.all([
     app.users.findById(grant.userId),

@@ -5,10 +5,15 @@ import { fileURLToPath } from 'node:url'
 import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
-import { sessions } from '../../src/db/schema.js'
+import { sessions, users as usersTable } from '../../src/db/schema.js'
+import { createCustomClaims, customClaimsOf } from '../../src/grants/custom-claims.js'
+import { parseClaimRules } from '../../src/lib/custom-claims.js'
+import { createSessionData } from '../../src/sessions/session-data.js'
+import { createSessions } from '../../src/sessions/sessions.js'
+import { createUsers } from '../../src/users/users.js'
 import Fastify from 'fastify'
 import { latchkey, type ClaimsContext } from '../../src/index.js'
-import { buildTestApp, freePort, ManualClock, PASSWORD, registerUser, testConfig, testDatabase, testSigningKey } from '../helper.js'
+import { buildTestApp, freePort, ManualClock, PASSWORD, registerUser, testConfig, testDatabase, testSigningKey, uniqueEmail } from '../helper.js'
 import { startServer } from '../process.js'
 
 // The claims this file's tokens carry, typed for request.user.claims (as an app would, in `declare module 'latchkey'`).
@@ -235,4 +240,26 @@ t.test('a reserved claim name in TOKEN_CLAIMS stops start-up with one line namin
   const [code] = await server.exited
   t.equal(code, 1)
   t.equal(server.stderr(), 'latchkey: configuration error: TOKEN_CLAIMS: "sub" is a registered or reserved claim name\n')
+})
+
+t.test('a session that ends between its grant and its claims fails the grant with 401, and so does an account that is gone', async t => {
+  const database = await testDatabase()
+  const clock = new ManualClock()
+  const owners = {
+    users: createUsers(database.db, clock),
+    sessionData: createSessionData(database, clock, { maxBytes: 4096 }),
+    customClaims: createCustomClaims({ rules: parseClaimRules('workspace=session.data.workspace'), timeoutMs: 1_000 })
+  }
+  const sessionsOf = createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {} })
+  const user = await owners.users.create({ email: uniqueEmail(), passwordHash: 'not a hash' })
+  const grant = await sessionsOf.start({ userId: user.id, clientId: 'app' })
+  await owners.sessionData.replace(grant.sessionId, { workspace: 'w-1' })
+  t.same(await customClaimsOf(owners, grant), { claims: { workspace: 'w-1' } })
+
+  await sessionsOf.revoke(grant.sessionId, user.id, 'logout')
+  await t.rejects(customClaimsOf(owners, grant), { code: 'session_revoked', statusCode: 401 })
+  await t.rejects(customClaimsOf(owners, { ...grant, userId: '00000000-0000-4000-8000-000000000000' }), { code: 'session_revoked' }, 'not this user\'s session')
+  const other = await sessionsOf.start({ userId: user.id, clientId: 'app' })
+  await database.db.delete(usersTable).where(eq(usersTable.id, user.id))
+  await t.rejects(customClaimsOf(owners, other), { code: 'session_revoked' }, 'the account and its sessions are gone')
 })
