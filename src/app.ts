@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config/index.js'
 import type { Database } from './db/index.js'
+import type { ClaimsFunction } from './grants/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
@@ -19,6 +20,8 @@ export interface BuildAppOptions {
   metrics?: AuthMetrics | undefined
   /** Which users must have a second factor (LatchkeyOptions.mfaRequired). */
   mfaRequired?: MfaPolicy | undefined
+  claims?: ClaimsFunction | undefined
+  claimsTimeoutMs?: number | undefined
 }
 
 /** The contract's version, as in package.json: openapi.yaml's `info.version`. */
@@ -67,7 +70,9 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     signingKeys: options.signingKeys,
     pruneIntervalSeconds: options.pruneIntervalSeconds,
     metrics: options.metrics,
-    mfaRequired: options.mfaRequired
+    mfaRequired: options.mfaRequired,
+    claims: options.claims,
+    claimsTimeoutMs: options.claimsTimeoutMs
   })
   return app
 }

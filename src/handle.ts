@@ -1,20 +1,26 @@
 import type { FastifyInstance } from 'fastify'
 import type { StoredSigningKeys, SigningKeys } from './keys/index.js'
 import type { AccessTokenSubject } from './lib/access-token.js'
-import type { Sessions } from './sessions/index.js'
+import { checkCustomClaims } from './lib/custom-claims.js'
+import type { SessionDataStore, Sessions } from './sessions/index.js'
 import type { Users } from './users/index.js'
 
 /** What an embedding application may use directly: administration, not HTTP. */
 export interface LatchkeyHandle {
   users: Users
   sessions: Sessions
+  /** Any session's data, by its id (`read`, `replace`, `merge`, `clear`); `request.user.session` is the same, bound to the request's token. */
+  sessionData: SessionDataStore
   signingKeys: SigningKeys
   /** Runs signing-key maintenance now (it also runs on a timer); a no-op with keys given in options. */
   maintainKeys(): Promise<void>
   /** As `npm run keys:rotate` and `npm run keys:revoke`; unavailable with keys given in options. */
   rotateKeys(): Promise<{ kid: string, activatesAt: Date }>
   revokeKey(kid: string): Promise<boolean>
-  /** Signs an access token for a session, as a refresh would (e.g. after the app's own sign-in). */
+  /**
+   * Signs an access token for a session (e.g. after the app's own sign-in), with
+   * the custom claims given in `subject.claims`, checked as a `claims` function's are.
+   */
   issueAccessToken(subject: AccessTokenSubject): { token: string, expiresIn: number }
 }
 
@@ -28,10 +34,11 @@ export function createHandle (app: FastifyInstance): LatchkeyHandle {
   return {
     users: app.users,
     sessions: app.sessions,
+    sessionData: app.sessionData,
     signingKeys: keys,
     maintainKeys: async () => { if (keys.kind === 'stored') await keys.maintain() },
     rotateKeys: () => store().rotate(),
     revokeKey: kid => store().revoke(kid),
-    issueAccessToken: subject => app.accessTokens.issue(subject)
+    issueAccessToken: subject => app.accessTokens.issue({ ...subject, claims: subject.claims && checkCustomClaims(subject.claims) })
   }
 }

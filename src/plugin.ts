@@ -4,6 +4,7 @@ import { databasePlugin, type Database } from './db/index.js'
 import { createHandle, type LatchkeyHandle } from './handle.js'
 import { cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { loginCodesPlugin, oidcProvidersPlugin, oidcTransactionsPlugin } from './federation/index.js'
+import { CLAIMS_TIMEOUT_MS_DEFAULT, customClaimsPlugin, type ClaimsFunction } from './grants/index.js'
 import { pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
 import { keyScheduleFrom, signingKeysPlugin } from './keys/index.js'
 import { systemClock, type Clock } from './lib/clock.js'
@@ -13,7 +14,7 @@ import { accountLimitsPlugin, addressLimitsPlugin, countersPlugin } from './limi
 import { mfaPlugin, type MfaPolicy } from './mfa/index.js'
 import { authMetricsPlugin, type AuthMetrics } from './observability/index.js'
 import routes from './routes/index.js'
-import { refreshCookiesPlugin, sessionsPlugin } from './sessions/index.js'
+import { refreshCookiesPlugin, sessionDataPlugin, sessionsPlugin } from './sessions/index.js'
 import { accessTokensPlugin, requireUserPlugin, serviceClientsPlugin } from './tokens/index.js'
 import { credentialsPlugin, identitiesPlugin, passwordHasherPlugin, usersPlugin } from './users/index.js'
 
@@ -38,6 +39,10 @@ export interface LatchkeyOptions {
    * (README, Second factor). No one, by default.
    */
   mfaRequired?: MfaPolicy | undefined
+  /** Custom claims of every access token, computed at login and at every refresh (README, "Session data and claims"). */
+  claims?: ClaimsFunction | undefined
+  /** How long `claims` may take before the grant fails with 503 (default 1000 ms). */
+  claimsTimeoutMs?: number | undefined
 }
 
 declare module 'fastify' {
@@ -77,7 +82,7 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     await app.register(databasePlugin, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
     await app.register(authMetricsPlugin, { metrics: options.metrics })
     await app.register(passwordHasherPlugin, { parameters: config.argon2 })
-    await app.register(usersPlugin)
+    await app.register(usersPlugin, { metadataMaxBytes: config.userMetadataMaxBytes })
     await app.register(credentialsPlugin)
 
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
@@ -88,14 +93,21 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       recoveryKey: deriveKey(masterSecret, 'recovery-code'),
       required: options.mfaRequired
     })
-    await app.register(accessTokensPlugin, { issuer: config.issuer, audience: config.audience, ttlSeconds: config.accessTokenTtlSeconds })
+    await app.register(accessTokensPlugin, {
+      issuer: config.issuer,
+      audience: config.audience,
+      ttlSeconds: config.accessTokenTtlSeconds,
+      maxBytes: config.accessTokenMaxBytes
+    })
     await app.register(sessionsPlugin, {
       idleTtlSeconds: config.refreshIdleTtlSeconds,
       maxTtlSeconds: config.sessionMaxTtlSeconds,
       graceSeconds: config.refreshGraceSeconds,
       successorKey: deriveKey(masterSecret, 'refresh-token-successor')
     })
-    await app.register(requireUserPlugin, { verify: app.accessTokens.verify, isLive: app.sessions.isLive, clock: app.clock })
+    await app.register(sessionDataPlugin, { maxBytes: config.sessionDataMaxBytes })
+    await app.register(customClaimsPlugin, { rules: config.tokenClaims, compute: options.claims, timeoutMs: options.claimsTimeoutMs ?? CLAIMS_TIMEOUT_MS_DEFAULT })
+    await app.register(requireUserPlugin, { verify: app.accessTokens.verify, isLive: app.sessions.isLive, sessionData: app.sessionData, clock: app.clock })
     await app.register(refreshCookiesPlugin, {
       prefix,
       secure: config.cookieSecure,

@@ -117,6 +117,9 @@ export interface TestAppOptions {
   mfaRequired?: BuildAppOptions['mfaRequired']
   /** Metrics the test reads (otherwise the app's own). */
   metrics?: BuildAppOptions['metrics']
+  /** The plugin's custom-claims function and its time bound. */
+  claims?: BuildAppOptions['claims']
+  claimsTimeoutMs?: number
 }
 
 export class LogCapture {
@@ -139,6 +142,8 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     pruneIntervalSeconds: 0,
     mfaRequired: options.mfaRequired,
     metrics: options.metrics,
+    claims: options.claims,
+    claimsTimeoutMs: options.claimsTimeoutMs,
     ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())

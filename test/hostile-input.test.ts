@@ -18,7 +18,8 @@ const ROUTES: ReadonlyArray<readonly [string, string]> = [
   ['POST', '/auth/register'], ['POST', '/auth/login'], ['POST', '/auth/token'], ['POST', '/auth/refresh'],
   ['POST', '/auth/logout'], ['POST', '/auth/password'], ['GET', '/auth/me'], ['GET', '/auth/sessions'],
   ['DELETE', '/auth/sessions'], ['DELETE', '/auth/sessions/:id'], ['GET', '/.well-known/jwks.json'],
-  ['GET', '/healthz'], ['GET', '/readyz']
+  ['GET', '/healthz'], ['GET', '/readyz'], ['PATCH', '/auth/me'], ['GET', '/auth/session'], ['GET', '/auth/session/data'],
+  ['PUT', '/auth/session/data'], ['PATCH', '/auth/session/data'], ['DELETE', '/auth/session/data'], ['PATCH', '/auth/users/:id/app_metadata']
 ]
 
 const STACK_TRACE = /\n\s+at |\bat [\w$.<>]+ \(|node:internal|node_modules|\.[jt]s:\d+/
@@ -70,7 +71,10 @@ function requests (seed: Seed) {
     grant_type: fc.oneof(fc.constantFrom('password', 'refresh_token', 'authorization_code'), value),
     refresh_token: value,
     currentPassword: value,
-    newPassword: value
+    newPassword: value,
+    user_metadata: value,
+    app_metadata: value,
+    workspace: value
   }, { requiredKeys: [] })
   const body = fc.oneof(
     fields.map(object => JSON.stringify(object)),
@@ -82,7 +86,7 @@ function requests (seed: Seed) {
   )
   const headers = fc.record({
     'content-type': fc.oneof(fc.constantFrom('application/json', 'application/x-www-form-urlencoded', 'text/plain', 'application/json; charset=utf-16',
-      'multipart/form-data; boundary=x', 'APPLICATION/JSON', 'application/json;;;', ''), headerText),
+      'multipart/form-data; boundary=x', 'APPLICATION/JSON', 'application/json;;;', 'application/merge-patch+json', ''), headerText),
     authorization: fc.oneof(token.map(value => `Bearer ${value}`), headerText, fc.constantFrom('Bearer', 'Basic Zm9vOmJhcg==', 'bearer  ')),
     'x-auth-mode': fc.oneof(fc.constant('cookie'), headerText),
     origin: fc.oneof(fc.constantFrom('https://app.example', 'null', TEST_ORIGIN_SELF), headerText),

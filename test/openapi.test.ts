@@ -103,6 +103,18 @@ const revokedBearer = async (call: Call = {}): Promise<Call> => {
   return { ...call, headers: bearer(access) }
 }
 const service = (fields: Record<string, string>) => form(fields, { authorization: basic })
+const sidOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid
+/** A token of one user's own account whose sid is another user's session: every session-data statement answers 404. */
+const foreignSession = async (call: Call = {}): Promise<Call> => {
+  const [mine, theirs] = [await signedIn(), await signedIn()]
+  const { token } = app.latchkey.issueAccessToken({ userId: mine.userId, sessionId: sidOf(theirs.access), clientId: 'latchkey' })
+  return { ...call, headers: { ...bearer(token), ...call.headers as Record<string, string> } }
+}
+const staleIfMatch = async (call: Call = {}): Promise<Call> => {
+  const { access } = await signedIn()
+  return { ...call, headers: { ...bearer(access), 'if-match': `"99-${sidOf(access)}"` } }
+}
+const appMetadata = async (call: Call = {}): Promise<Call> => ({ url: `/auth/users/${(await signedIn()).userId}/app_metadata`, ...call, headers: { authorization: basic, ...call.headers as Record<string, string> } })
 
 /** Removing the authenticator and replacing the recovery codes: the same body and refusals, and their own success. */
 function mfaChange (success: 200 | 204): Record<string, Provoke> {
@@ -163,6 +175,62 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     200: () => asBearer(),
     401: () => ({}),
     503: async () => down(await asBearer())
+  },
+  'PATCH /auth/me': {
+    200: () => asBearer(body({ user_metadata: { theme: 'dark' } })),
+    400: () => asBearer(body({ app_metadata: { plan: 'pro' } })),
+    401: () => revokedBearer(body({ user_metadata: {} })),
+    413: () => asBearer(tooLarge),
+    415: () => asBearer(textPlain),
+    503: async () => down(await asBearer(body({ user_metadata: {} })))
+  },
+  'GET /auth/session': {
+    200: () => asBearer(),
+    401: () => revokedBearer(),
+    404: () => foreignSession(),
+    503: async () => down(await asBearer())
+  },
+  'GET /auth/session/data': {
+    200: () => asBearer(),
+    401: () => revokedBearer(),
+    404: () => foreignSession(),
+    503: async () => down(await asBearer())
+  },
+  'PUT /auth/session/data': {
+    200: () => asBearer(body({ workspace: 'w-1' })),
+    400: () => asBearer(body([1, 2])),
+    401: () => revokedBearer(body({})),
+    404: () => foreignSession(body({})),
+    412: () => staleIfMatch(body({ workspace: 'w-1' })),
+    413: () => asBearer(tooLarge),
+    415: () => asBearer(textPlain),
+    503: async () => down(await asBearer(body({})))
+  },
+  'PATCH /auth/session/data': {
+    200: () => asBearer(body({ workspace: 'w-1' })),
+    400: () => asBearer({ payload: '"not an object"', headers: { 'content-type': 'application/merge-patch+json' } }),
+    401: () => revokedBearer(body({})),
+    404: () => foreignSession(body({})),
+    412: () => staleIfMatch(body({ workspace: null })),
+    413: () => asBearer(tooLarge),
+    415: () => asBearer(textPlain),
+    503: async () => down(await asBearer(body({})))
+  },
+  'DELETE /auth/session/data': {
+    204: () => asBearer(),
+    401: () => revokedBearer(),
+    404: () => foreignSession(),
+    412: () => staleIfMatch(),
+    503: async () => down(await asBearer())
+  },
+  'PATCH /auth/users/{id}/app_metadata': {
+    200: () => appMetadata(body({ tenant: 't-1' })),
+    400: () => appMetadata(body([1])),
+    401: async () => ({ ...body({ tenant: 't-1' }), url: `/auth/users/${(await signedIn()).userId}/app_metadata` }),
+    404: () => appMetadata({ ...body({ tenant: 't-1' }), url: `/auth/users/${FAKE_ID}/app_metadata` }),
+    413: () => appMetadata(tooLarge),
+    415: () => appMetadata(textPlain),
+    503: async () => down(await appMetadata(body({ tenant: 't-1' })))
   },
   'POST /auth/refresh': {
     200: async () => body({ refresh_token: (await signedIn()).refresh }),

@@ -4,6 +4,15 @@
 import Fastify from 'fastify'
 import { latchkeyVerifier } from '../../src/index.js'
 
+// The issuer's custom claims (TOKEN_CLAIMS or its `claims` function), typed for request.user.claims.
+// In your own project: declare module 'latchkey' { ... }
+declare module '../../src/index.js' {
+  interface CustomClaims {
+    tenant?: string
+    workspace?: string
+  }
+}
+
 const app = Fastify({ logger: true })
 
 // Discovers the JWKS from the issuer, caches it as its Cache-Control says, and refetches
@@ -11,8 +20,10 @@ const app = Fastify({ logger: true })
 await app.register(latchkeyVerifier, { issuer: process.env.ISSUER ?? 'http://localhost:3000' })
 
 app.get('/orders', { preHandler: app.requireUser }, async request => {
-  const { id, sessionId, scopes } = request.user!
-  return { owner: id, sessionId, scopes, orders: [] }
+  const { id, sessionId, scopes, claims } = request.user!
+  // Custom claims arrive verified with the token: nothing is looked up here.
+  const tenant: string | undefined = claims.tenant
+  return { owner: id, sessionId, scopes, tenant, workspace: claims.workspace, orders: [] }
 })
 
 // Step-up (RFC 9470): payments need a login with a second factor, at most five minutes old. Anything

@@ -118,7 +118,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change the current user's user_metadata
+         * @description A JSON Merge Patch of the user (RFC 7396), sent as `application/merge-patch+json` (or `application/json`): `{"user_metadata": {"theme": "dark", "old": null}}` sets `theme` and removes `old`; `{"user_metadata": null}` empties it. Nothing else may be sent: `app_metadata` is read-only here.
+         */
+        patch: operations["updateMe"];
         trace?: never;
     };
     "/auth/refresh": {
@@ -194,6 +198,78 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The current session and its data
+         * @description The session the access token belongs to. `ETag` is the version of its `data`, for `If-Match` on the writes below.
+         */
+        get: operations["getCurrentSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/session/data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The current session's data
+         * @description `{}` until something is set.
+         */
+        get: operations["getSessionData"];
+        /**
+         * Replace the current session's data
+         * @description With `If-Match`, only over that version (412 otherwise, and nothing is written).
+         */
+        put: operations["replaceSessionData"];
+        post?: never;
+        /**
+         * Clear the current session's data
+         * @description The data becomes `{}`. With `If-Match`, only over that version.
+         */
+        delete: operations["clearSessionData"];
+        options?: never;
+        head?: never;
+        /**
+         * Merge into the current session's data (RFC 7396)
+         * @description A JSON Merge Patch, sent as `application/merge-patch+json` (or `application/json`): null removes a member, an object is merged, anything else replaces. With `If-Match`, only over that version.
+         */
+        patch: operations["mergeSessionData"];
+        trace?: never;
+    };
+    "/auth/users/{id}/app_metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Merge into a user's app_metadata (RFC 7396)
+         * @description For service clients: a JSON Merge Patch of the user's `app_metadata`, sent as `application/merge-patch+json` (or `application/json`). The user can read it but never write it.
+         */
+        patch: operations["mergeAppMetadata"];
         trace?: never;
     };
     "/auth/password": {
@@ -579,6 +655,14 @@ export interface operations {
                             name: string | null;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            user_metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            app_metadata: {
+                                [key: string]: unknown;
+                            };
                         };
                     };
                 };
@@ -708,6 +792,14 @@ export interface operations {
                             name: string | null;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            user_metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            app_metadata: {
+                                [key: string]: unknown;
+                            };
                         };
                     };
                 };
@@ -1006,6 +1098,14 @@ export interface operations {
                         name: string | null;
                         /** Format: date-time */
                         createdAt: string;
+                        /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        user_metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        app_metadata: {
+                            [key: string]: unknown;
+                        };
                     };
                 };
             };
@@ -1014,6 +1114,107 @@ export interface operations {
                 headers: {
                     /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": {
+                    user_metadata?: {
+                        [key: string]: unknown;
+                    } | null;
+                } & {
+                    [key: string]: unknown;
+                };
+                "application/json": {
+                    user_metadata?: {
+                        [key: string]: unknown;
+                    } | null;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        email: string;
+                        name: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        user_metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        app_metadata: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1370,6 +1571,517 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCurrentSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description The version of the session's data (RFC 9110 §8.8.3); send it back as If-Match to write only over that version */
+                    ETag?: string;
+                    /** @description A session's data is never cached */
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        lastUsedAt: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        userAgent: string | null;
+                        ip: string | null;
+                        /** @description The session's data (SESSION_DATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        data: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSessionData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session's data (SESSION_DATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+            200: {
+                headers: {
+                    /** @description The version of the session's data (RFC 9110 §8.8.3); send it back as If-Match to write only over that version */
+                    ETag?: string;
+                    /** @description A session's data is never cached */
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceSessionData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the version this write replaces: a write over any other version fails with 412 (RFC 9110 §13.1.1) */
+                "if-match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The session's new data, replacing the old (SESSION_DATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The session's data (SESSION_DATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+            200: {
+                headers: {
+                    /** @description The version of the session's data (RFC 9110 §8.8.3); send it back as If-Match to write only over that version */
+                    ETag?: string;
+                    /** @description A session's data is never cached */
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    /** @description The current version of the session's data */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearSessionData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the version this write replaces: a write over any other version fails with 412 (RFC 9110 §13.1.1) */
+                "if-match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    /** @description The version of the session's data (RFC 9110 §8.8.3); send it back as If-Match to write only over that version */
+                    ETag?: string;
+                    /** @description A session's data is never cached */
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    /** @description The current version of the session's data */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mergeSessionData: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the version this write replaces: a write over any other version fails with 412 (RFC 9110 §13.1.1) */
+                "if-match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A JSON Merge Patch (RFC 7396) of the session's data: a member set to null is removed, an object is merged, anything else replaces: a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+        requestBody: {
+            content: {
+                "application/merge-patch+json": {
+                    [key: string]: unknown;
+                };
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The session's data (SESSION_DATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+            200: {
+                headers: {
+                    /** @description The version of the session's data (RFC 9110 §8.8.3); send it back as If-Match to write only over that version */
+                    ETag?: string;
+                    /** @description A session's data is never cached */
+                    "Cache-Control"?: "no-store";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description RFC 6750 §3, when the access token is missing or not valid: `Bearer realm="latchkey"`, with `error="invalid_token"` when one was sent */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    /** @description The current version of the session's data */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mergeAppMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description A JSON Merge Patch (RFC 7396) of app_metadata (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+        requestBody: {
+            content: {
+                "application/merge-patch+json": {
+                    [key: string]: unknown;
+                };
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        email: string;
+                        name: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        user_metadata: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                        app_metadata: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2013,6 +2725,14 @@ export interface operations {
                             name: string | null;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            user_metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            app_metadata: {
+                                [key: string]: unknown;
+                            };
                         };
                     };
                 };
@@ -2255,6 +2975,14 @@ export interface operations {
                             name: string | null;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description The user's own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            user_metadata: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Values only the app or a service client writes, read-only to the user (USER_METADATA_MAX_BYTES): a JSON object, nested at most 8 deep, with at most 256 members in all and names of at most 128 characters */
+                            app_metadata: {
+                                [key: string]: unknown;
+                            };
                         };
                     };
                 };

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { refuseUnsafeProductionDefaults } from './guards.js'
-import { appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, trustProxy, url, type Env } from './parsers.js'
+import { appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, tokenClaims, trustProxy, url, type Env } from './parsers.js'
+import { VERIFIABLE_TOKEN_MAX_BYTES } from '../lib/access-token.js'
 import { JWT_ALGORITHMS, type Config } from './types.js'
 
 /** The per-account failure window: 15 minutes, the lockout period OWASP's Authentication Cheat Sheet suggests. */
@@ -36,6 +37,12 @@ export function loadConfig (env: Env): Config {
     clientId: read(env, 'CLIENT_ID') ?? 'latchkey',
     jwtAlg: oneOf(env, 'JWT_ALG', JWT_ALGORITHMS, 'ES256'),
     accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 30, 86_400),
+    // Every verifier reads tokens up to VERIFIABLE_TOKEN_MAX_BYTES. With no custom claim and a 25-character
+    // issuer, a token is about 540 bytes (ES256, EdDSA) or 800 (RS256 with a 2048-bit key).
+    accessTokenMaxBytes: integer(env, 'ACCESS_TOKEN_MAX_BYTES', 2_048, 1_024, VERIFIABLE_TOKEN_MAX_BYTES),
+    tokenClaims: tokenClaims(env, 'TOKEN_CLAIMS'),
+    sessionDataMaxBytes: integer(env, 'SESSION_DATA_MAX_BYTES', 4_096, 16, 65_536),
+    userMetadataMaxBytes: integer(env, 'USER_METADATA_MAX_BYTES', 4_096, 16, 65_536),
     // OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
     argon2: {
       memoryKiB: integer(env, 'ARGON2_MEMORY_KIB', 19_456, 8_192, 1_048_576),

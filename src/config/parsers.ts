@@ -1,6 +1,7 @@
 import { secretDigest } from '../lib/secret-digest.js'
 import { isIP } from 'node:net'
 import { isLoopbackHttp } from '../lib/loopback.js'
+import { parseClaimRules, type ClaimRule } from '../lib/custom-claims.js'
 import type { OidcProviderConfig } from './types.js'
 
 /** A configuration problem: the message is the one line the process prints before it stops. */
@@ -224,4 +225,15 @@ export function redirectUris (env: Env, name: string): string[] {
     }
     return entry
   })
+}
+
+/** TOKEN_CLAIMS (lib/custom-claims.ts): a reserved or malformed claim name stops start-up, named. */
+export function tokenClaims (env: Env, name: string): ClaimRule[] {
+  const raw = read(env, name)
+  if (raw === undefined) return []
+  try {
+    return parseClaimRules(raw)
+  } catch (error) {
+    throw new ConfigError(name, printable((error as Error).message))
+  }
 }

@@ -2,6 +2,7 @@ import type { PoolSettings } from '../db/index.js'
 import type { TrustProxy } from './parsers.js'
 
 import type { JwtAlgorithm } from '../lib/signing-key.js'
+import type { ClaimRule } from '../lib/custom-claims.js'
 
 export { JWT_ALGORITHMS, type JwtAlgorithm } from '../lib/signing-key.js'
 
@@ -22,6 +23,14 @@ export interface Config {
   clientId: string
   jwtAlg: JwtAlgorithm
   accessTokenTtlSeconds: number
+  /** No access token longer than this is handed out (at most what every verifier reads). */
+  accessTokenMaxBytes: number
+  /** TOKEN_CLAIMS: custom claims copied from the user's metadata and the session's data. */
+  tokenClaims: ClaimRule[]
+  /** The largest session data object, as JSON. */
+  sessionDataMaxBytes: number
+  /** The largest user_metadata, and the largest app_metadata, as JSON. */
+  userMetadataMaxBytes: number
   argon2: Argon2Parameters
   logLevel: string
   bodyLimitBytes: number

@@ -12,7 +12,11 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
-  disabledAt: timestamp('disabled_at', { withTimezone: true, mode: 'date' })
+  disabledAt: timestamp('disabled_at', { withTimezone: true, mode: 'date' }),
+  /** A JSON object the user may edit (PATCH /auth/me), bounded by USER_METADATA_MAX_BYTES. */
+  userMetadata: jsonb('user_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  /** A JSON object only the embedding app or a service client writes; the user reads it. */
+  appMetadata: jsonb('app_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`)
 }, table => [uniqueIndex('users_email_key_unique').on(table.emailKey)])
 
 export type UserRow = typeof users.$inferSelect
@@ -39,7 +43,11 @@ export const sessions = pgTable('sessions', {
   /** How the login proved who the user is (RFC 8176 values), re-issued by every refresh; null for sessions older than the column. */
   amr: jsonb('amr').$type<string[]>(),
   /** When the user last proved who they are for this session: the login, or the last step-up (OIDC Core §2 `auth_time`). */
-  authTime: timestamp('auth_time', { withTimezone: true, mode: 'date' })
+  authTime: timestamp('auth_time', { withTimezone: true, mode: 'date' }),
+  /** The session's own values (a JSON object, SESSION_DATA_MAX_BYTES at most): they live and die with the row. */
+  data: jsonb('data').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  /** Moves with every write of `data`; the ETag of /auth/session/data is made from it (RFC 9110 §8.8.3). */
+  dataVersion: integer('data_version').notNull().default(0)
 }, table => [
   index('sessions_user_id_idx').on(table.userId),
   index('sessions_idle_expires_at_idx').on(table.idleExpiresAt)

@@ -9,6 +9,7 @@ import { proofClaims } from './proof.js'
 
 /** What an access token is signed for: a session, with its refresh token when the answer hands one out. */
 export type AccessGrant = Omit<SessionGrant, 'refreshToken' | 'refreshExpiresIn'> & Partial<Pick<SessionGrant, 'refreshToken' | 'refreshExpiresIn'>>
+import { customClaimsOf } from './custom-claims.js'
 
 /**
  * A new session for a user who just proved who they are. Behind TRUST_PROXY
@@ -23,14 +24,17 @@ export function startSession (app: FastifyInstance, request: FastifyRequest, use
 /**
  * The token response for a grant: a fresh access token for its session, and
  * the refresh token in the body, or only in the cookie in cookie mode (none
- * when the grant hands out no refresh token, as a step-up does).
+ * when the grant hands out no refresh token, as a step-up does). What the
+ * token carries beyond identity is computed here, at every grant and every
+ * refresh, each part by its own step.
  */
-export function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: AccessGrant): TokenResponse {
+export async function grantResponse (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, grant: AccessGrant): Promise<TokenResponse> {
   const access = app.accessTokens.issue({
     userId: grant.userId,
     sessionId: grant.sessionId,
     clientId: grant.clientId,
-    ...proofClaims(grant)
+    ...proofClaims(grant),
+    ...await customClaimsOf(app, grant)
   })
   noStore(reply)
   const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn }

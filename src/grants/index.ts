@@ -4,3 +4,5 @@ export { grantTypesSupported, MFA_OTP_GRANT, type GrantType } from './grant-type
 export { PASSWORD_AMR, provenNow } from './proof.js'
 export { finishSignIn, mfaTokenUser, signIn, verifySignIn } from './sign-in.js'
 export { reauthenticate, RECENT_LOGIN_SECONDS } from './reauthenticate.js'
+export { CLAIMS_TIMEOUT_MS_DEFAULT, default as customClaimsPlugin, refuseOversizeClaims } from './custom-claims.js'
+export type { ClaimsContext, ClaimsFunction, ClaimsResult } from './custom-claims.js'

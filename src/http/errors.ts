@@ -1,3 +1,5 @@
+import type { JsonObjectFailure } from '../lib/json-object.js'
+
 /**
  * Every error the service answers, each with a stable `code` and HTTP status.
  * Bodies are RFC 9457 problem documents; clients branch on `code`.
@@ -47,13 +49,15 @@ export function problemType (code: ProblemCode): string {
 /** Every `code` a problem document can carry; clients branch on these (README, API reference). */
 export type ProblemCode =
   | 'validation_failed' | 'invalid_redirect_uri' | 'invalid_state' | 'invalid_json' | 'bad_request'
+  | 'data_too_large' | 'data_too_complex' | 'claims_too_large'
   | 'invalid_credentials' | 'authentication_required' | 'invalid_token' | 'token_expired' | 'refresh_token_reused' | 'session_revoked'
   | 'mfa_required' | 'mfa_enrollment_required' | 'invalid_mfa_token' | 'invalid_mfa_code' | 'insufficient_user_authentication'
   | 'origin_not_allowed' | 'account_disabled'
   | 'not_found' | 'method_not_allowed'
   | 'email_taken' | 'last_sign_in_method' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
+  | 'precondition_failed'
   | 'payload_too_large' | 'unsupported_media_type' | 'rate_limited'
-  | 'internal_error' | 'service_unavailable'
+  | 'internal_error' | 'access_token_too_large' | 'service_unavailable'
 
 const define = (statusCode: number, code: ProblemCode, title: string) =>
   (detail?: string, headers?: Record<string, string>) => new ProblemError(statusCode, code, title, detail, headers)
@@ -63,6 +67,9 @@ export const errors = {
   invalidRedirectUri: define(400, 'invalid_redirect_uri', 'The redirect_uri is not allowed'),
   invalidState: define(400, 'invalid_state', 'The sign-in state is unknown'),
   invalidJson: define(400, 'invalid_json', 'The request body is not valid JSON'),
+  dataTooLarge: define(400, 'data_too_large', 'The JSON object is too large'),
+  dataTooComplex: define(400, 'data_too_complex', 'The JSON object is nested too deep or has too many members'),
+  claimsTooLarge: define(400, 'claims_too_large', 'The change would make the access token larger than ACCESS_TOKEN_MAX_BYTES'),
   invalidCredentials: define(401, 'invalid_credentials', 'Invalid email or password'),
   authenticationRequired: define(401, 'authentication_required', 'Authentication is required'),
   invalidToken: define(401, 'invalid_token', 'The access token is not valid'),
@@ -86,12 +93,25 @@ export const errors = {
   mfaAlreadyEnrolled: define(409, 'mfa_already_enrolled', 'An authenticator is already enrolled'),
   mfaNotEnrolled: define(409, 'mfa_not_enrolled', 'No authenticator is enrolled'),
   stepUpUnavailable: define(409, 'step_up_unavailable', 'This account has no password to step up with'),
+  // RFC 9110 §13.1.1: If-Match named a version that is no longer current.
+  preconditionFailed: define(412, 'precondition_failed', 'The value has changed since the version named in If-Match'),
   payloadTooLarge: define(413, 'payload_too_large', 'The request body is too large'),
   unsupportedMediaType: define(415, 'unsupported_media_type', 'The request content type is not supported'),
   rateLimited: define(429, 'rate_limited', 'Too many requests'),
   internal: define(500, 'internal_error', 'Internal server error'),
+  accessTokenTooLarge: define(500, 'access_token_too_large', 'The access token would be larger than ACCESS_TOKEN_MAX_BYTES'),
   serviceUnavailable: define(503, 'service_unavailable', 'The service is temporarily unavailable')
 } as const
+
+/** The 400 for a JSON object that may not be stored; `what` names it (`session data`, `user_metadata`). */
+export function invalidJsonObject (what: string, failure: JsonObjectFailure): ProblemError {
+  const detail = `${what} ${failure.detail}`
+  switch (failure.reason) {
+    case 'too_large': return errors.dataTooLarge(detail)
+    case 'too_complex': return errors.dataTooComplex(detail)
+    case 'not_object': return errors.validationFailed(detail)
+  }
+}
 
 /** 429 with Retry-After in whole seconds (RFC 6585 §4, RFC 9110 §10.2.3), never 0 while the limit holds. */
 export function rateLimitedFor (retryAfterMs: number, what: string): ProblemError {

@@ -44,6 +44,8 @@ function describeValidation (error: FastifyError): string {
   // Ajv would quote the schema's regular expression, which tells a client nothing useful (and carries
   // the quotes and backslashes RFC 6749 §5.2 keeps out of an error_description).
   if (first.keyword === 'pattern') return `${path} holds characters that are not allowed`
+  // A member the schema forbids by name (additionalProperties: not {}), such as app_metadata in PATCH /auth/me.
+  if (first.keyword === 'not') return `${path} may not be sent`
   return `${path} ${first.message ?? 'is not valid'}`
 }
 

@@ -2,12 +2,17 @@ import { randomUUID } from 'node:crypto'
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import type { JwtAlgorithm } from './signing-key.js'
 import type { Clock } from './clock.js'
+import { RESERVED_CLAIMS } from './custom-claims.js'
 
 /** RFC 9068 §2.1: the media type of JWT access tokens. */
 export const ACCESS_TOKEN_TYP = 'at+jwt'
 
-/** No access token of ours comes near this; a larger one is refused before it is parsed. */
-export const ACCESS_TOKEN_MAX_BYTES = 4096
+/**
+ * The largest access token any verifier reads (the service's and the verifier
+ * plugin's alike); a larger one is refused before it is parsed. The service
+ * signs none larger than ACCESS_TOKEN_MAX_BYTES, which may not exceed it.
+ */
+export const VERIFIABLE_TOKEN_MAX_BYTES = 4096
 
 /** Clock skew accepted between instances for `iat` and `nbf` (never for `exp`). */
 const LEEWAY_SECONDS = 30
@@ -37,6 +42,16 @@ export interface AccessTokenClaims {
   [claim: string]: unknown
 }
 
+/**
+ * The deployment's own claims (TOKEN_CLAIMS, the `claims` option), empty
+ * here: an app declares their types by merging into it, and
+ * `request.user.claims` then has them, on the service and in the verifier
+ * plugin alike:
+ *
+ *     declare module 'latchkey' { interface CustomClaims { tenant?: string } }
+ */
+export interface CustomClaims {}
+
 export interface AccessTokenSubject {
   userId: string
   sessionId: string
@@ -46,12 +61,24 @@ export interface AccessTokenSubject {
   amr?: readonly string[] | undefined
   /** `auth_time` in seconds, when the session knows it. */
   authTime?: number | undefined
+  /** Custom claims, already checked (lib/custom-claims.ts); the registered claims always win over them. */
+  claims?: Readonly<Record<string, unknown>> | undefined
 }
 
 export interface TokenIssuer {
   issuer: string
   audience: string
   ttlSeconds: number
+  /** ACCESS_TOKEN_MAX_BYTES: a longer token is never handed out (AccessTokenTooLargeError). */
+  maxBytes?: number | undefined
+}
+
+/** A token that would be longer than the issuer's cap: nothing was handed out. */
+export class AccessTokenTooLargeError extends Error {
+  constructor (readonly bytes: number, readonly maxBytes: number) {
+    super(`the access token would be ${bytes} bytes, over the limit of ${maxBytes}`)
+    this.name = 'AccessTokenTooLargeError'
+  }
 }
 
 export interface KeyForSigning {
@@ -71,6 +98,7 @@ export type SignAccessToken = (subject: AccessTokenSubject) => { token: string, 
 /** Builds the signer for one key once; signing then costs one signature. */
 export function createAccessTokenSigner (key: KeyForSigning, issuer: TokenIssuer, clock: Clock): SignAccessToken {
   const sign = createSigner({ key: key.privateKeyPem, algorithm: key.alg, kid: key.kid, header: { alg: key.alg, typ: ACCESS_TOKEN_TYP } })
+  const maxBytes = Math.min(issuer.maxBytes ?? VERIFIABLE_TOKEN_MAX_BYTES, VERIFIABLE_TOKEN_MAX_BYTES)
   return subject => {
     const iat = Math.floor(clock.now() / 1000)
     const claims: AccessTokenClaims = {
@@ -86,7 +114,13 @@ export function createAccessTokenSigner (key: KeyForSigning, issuer: TokenIssuer
     if (subject.scope) claims.scope = subject.scope
     if (subject.amr !== undefined) claims.amr = [...subject.amr]
     if (subject.authTime !== undefined) claims.auth_time = subject.authTime
-    return { token: sign(claims), expiresIn: issuer.ttlSeconds, claims }
+    for (const [name, value] of Object.entries(subject.claims ?? {})) {
+      if (!RESERVED_CLAIMS.has(name)) claims[name] = value
+    }
+    const token = sign(claims)
+    // The token is ASCII (base64url and dots): its length is its size in bytes.
+    if (token.length > maxBytes) throw new AccessTokenTooLargeError(token.length, maxBytes)
+    return { token, expiresIn: issuer.ttlSeconds, claims }
   }
 }
 
@@ -166,7 +200,7 @@ export class AccessTokenVerifier {
   }
 
   #verifyUncached (token: string): AccessTokenClaims {
-    if (token.length > ACCESS_TOKEN_MAX_BYTES) throw new AccessTokenError('malformed', 'token too large')
+    if (token.length > VERIFIABLE_TOKEN_MAX_BYTES) throw new AccessTokenError('malformed', 'token too large')
     const header = decodeHeader(token)
     if (header === undefined) throw new AccessTokenError('malformed', 'token malformed')
     // RFC 8725 §3.10 and §2.8: a key carried or pointed to by the token itself is never trusted.

@@ -16,13 +16,16 @@ export const security = {
   /** A live session, or the `mfa_token` of a login that must enrol a second factor, in the body. */
   bearerOrMfaToken: req([{ bearer: [] }, { password: [] }, {}]),
   /** RFC 7662 §2.1 / RFC 7009 §2.1: client_secret_basic, or client_secret_post in the body. */
-  serviceClient: req([{ serviceClient: [] }, {}])
+  serviceClient: req([{ serviceClient: [] }, {}]),
+  /** A service client by HTTP Basic only, where the body is something else. */
+  serviceClientBasic: req([{ serviceClient: [] }])
 }
 
 export const tags = {
   auth: 'auth',
   sessions: 'sessions',
   oauth: 'oauth',
+  services: 'services',
   federation: 'federation',
   mfa: 'mfa',
   discovery: 'discovery',
@@ -48,9 +51,10 @@ export function openapiDocument ({ issuer, authPrefix, version }: OpenapiDocumen
     },
     servers: [{ url: issuer, description: 'The issuer (ISSUER)' }],
     tags: [
-      { name: tags.auth, description: 'Registration, password login, the current user and password changes' },
-      { name: tags.sessions, description: 'Refresh-token rotation, logout and the sessions of the current user' },
+      { name: tags.auth, description: 'Registration, password login, the current user, their metadata and password changes' },
+      { name: tags.sessions, description: 'Refresh-token rotation, logout, the sessions of the current user and the current session\'s data' },
       { name: tags.oauth, description: 'OAuth 2.0 endpoints: token (RFC 6749), introspection (RFC 7662), revocation (RFC 7009)' },
+      { name: tags.services, description: 'Calls for service clients (SERVICE_CLIENTS) beyond OAuth: app_metadata' },
       { name: tags.federation, description: 'Sign-in through OpenID Connect providers and the identities linked to an account' },
       { name: tags.mfa, description: 'A second factor (TOTP and recovery codes), the second step of a login, and step-up' },
       { name: tags.discovery, description: 'Public keys and authorization-server metadata for verifiers' },

@@ -180,6 +180,13 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
+/** A session as `list` and session-data.ts's `describe` select it. */
+export interface ViewRow { id: string, created_at: Date, last_used_at: Date, expires_at: Date, user_agent: string | null, ip: string | null }
+
+export function toView (row: ViewRow): SessionView {
+  return { id: row.id, createdAt: row.created_at, lastUsedAt: row.last_used_at, expiresAt: row.expires_at, userAgent: row.user_agent, ip: row.ip }
+}
+
 /** The proof columns of a session, null for sessions started before they existed. */
 interface ProofColumns { amr: string[] | null, auth_time: Date | null }
 interface RotatedRow extends ProofColumns { id: string, user_id: string, client_id: string, idle_expires_at: Date }
@@ -306,16 +313,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async list (userId) {
-      const rows = await database.query<{ id: string, created_at: Date, last_used_at: Date, expires_at: Date, user_agent: string | null, ip: string | null }>(
-        statements.list, [userId, new Date(clock.now())])
-      return rows.map(row => ({
-        id: row.id,
-        createdAt: row.created_at,
-        lastUsedAt: row.last_used_at,
-        expiresAt: row.expires_at,
-        userAgent: row.user_agent,
-        ip: row.ip
-      }))
+      return (await database.query<ViewRow>(statements.list, [userId, new Date(clock.now())])).map(toView)
     },
 
     async isLive (sessionId) {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import {
+  AccessTokenTooLargeError,
   AccessTokenVerifier,
   createAccessTokenSigner,
   type AccessTokenClaims,
@@ -7,9 +8,12 @@ import {
   type SignAccessToken
 } from '../lib/access-token.js'
 import type { Clock } from '../lib/clock.js'
+import { largestClaim } from '../lib/custom-claims.js'
+import { errors } from '../http/index.js'
 import type { SigningKeys } from '../keys/index.js'
 
 export interface AccessTokens {
+  /** Signs a token for the subject; over ACCESS_TOKEN_MAX_BYTES, throws the 500 `access_token_too_large` naming the largest custom claim. */
   issue: SignAccessToken
   verify(token: string): AccessTokenClaims
   /** The claims of a valid token, or undefined: for callers that treat every failure alike. */
@@ -20,6 +24,8 @@ export interface AccessTokenSettings {
   issuer: string
   audience: string
   ttlSeconds: number
+  /** ACCESS_TOKEN_MAX_BYTES. */
+  maxBytes: number
 }
 
 /**
@@ -38,8 +44,18 @@ export function createAccessTokens (keys: SigningKeys, settings: AccessTokenSett
     verifier.setKeys(keys.published())
   }
   const verify = (token: string) => { follow(); return verifier.verify(token) }
+  const issue = (subject: AccessTokenSubject) => {
+    follow()
+    try {
+      return sign(subject)
+    } catch (error) {
+      if (!(error instanceof AccessTokenTooLargeError)) throw error
+      const largest = largestClaim(subject.claims ?? {})
+      throw errors.accessTokenTooLarge(`${error.message}${largest === undefined ? '' : `; its largest custom claim is ${largest}`}`)
+    }
+  }
   return {
-    issue: (subject: AccessTokenSubject) => { follow(); return sign(subject) },
+    issue,
     verify,
     claimsOf: token => {
       try {

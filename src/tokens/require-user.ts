@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { AccessTokenError, type AccessTokenClaims } from '../lib/access-token.js'
+import { AccessTokenError, type AccessTokenClaims, type CustomClaims } from '../lib/access-token.js'
 import { systemClock, type Clock } from '../lib/clock.js'
+import { UserSessionData, type SessionData } from '../lib/session-data.js'
 import { challenge, errors, logServerError, sendProblem, toProblemError, type ProblemError } from '../http/index.js'
 import { isDatabaseUnavailable } from '../db/index.js'
 import { assertStepUpRequirements, checkStepUp, proofOf, type StepUpRequirements } from './step-up.js'
@@ -11,7 +12,14 @@ export interface AuthenticatedUser {
   id: string
   sessionId: string
   scopes: string[]
-  claims: AccessTokenClaims
+  /** Every claim of the token, the deployment's own typed through `CustomClaims` (declaration merging). */
+  claims: AccessTokenClaims & CustomClaims
+  /**
+   * The data of the token's session (`await request.user.session.data<Cart>()`),
+   * on the service and in an app that registers latchkey; undefined behind the
+   * verifier plugin, which has no database.
+   */
+  session?: UserSessionData | undefined
   /** How the login was proven (RFC 8176), `[]` when the token does not say. */
   amr: string[]
   /** When the user last proved who they are, in seconds; 0 when the token does not say. */
@@ -67,6 +75,8 @@ export interface RequireUserOptions {
   verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
   /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
   isLive?: ((sessionId: string) => Promise<boolean>) | undefined
+  /** Where `request.user.session` reads and writes; without it, there is no `session`. */
+  sessionData?: SessionData | undefined
   realm?: string
   /** The time `maxAge` is measured against. */
   clock?: Clock | undefined
@@ -81,7 +91,7 @@ export function bearerToken (request: FastifyRequest): string | undefined {
   return BEARER.exec(header)?.[1]
 }
 
-export function createRequireUser ({ verify, isLive, realm = 'latchkey', clock = systemClock }: RequireUserOptions, checkSession = false): RequireUser {
+export function createRequireUser ({ verify, isLive, sessionData, realm = 'latchkey', clock = systemClock }: RequireUserOptions, checkSession = false): RequireUser {
   const missing = challenge('Bearer', { realm })
   const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
@@ -130,7 +140,9 @@ export function createRequireUser ({ verify, isLive, realm = 'latchkey', clock =
       sessionId: claims.sid,
       scopes: claims.scope ? claims.scope.split(' ') : [],
       claims,
-      ...proofOf(claims)
+      ...proofOf(claims),
+      // Nothing is read until the app asks: the hot path only builds the handle.
+      session: sessionData && new UserSessionData(sessionData, claims.sid, claims.sub)
     }
     return undefined
   }

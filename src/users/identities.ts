@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { isUniqueViolation, type Database, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
+import type { JsonObject } from '../lib/json-object.js'
 import { isUuid } from '../lib/uuid.js'
 import type { User } from './users.js'
 
@@ -48,9 +49,17 @@ export interface Identities {
   unlink(userId: string, id: string): Promise<'unlinked' | 'not_found' | 'last_method'>
 }
 
-interface IdentityUserRow { id: string, email: string, name: string | null, created_at: Date, disabled_at: Date | null }
+interface IdentityUserRow {
+  id: string
+  email: string
+  name: string | null
+  created_at: Date
+  disabled_at: Date | null
+  user_metadata: JsonObject
+  app_metadata: JsonObject
+}
 
-const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at, u.disabled_at'
+const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at, u.disabled_at, u.user_metadata, u.app_metadata'
 
 const statements = {
   touch: {
@@ -78,7 +87,7 @@ const statements = {
     text: `with u as (
       insert into users (email, email_key, name, password_hash, created_at, updated_at)
       values ($1, $2, $3, null, $6, $6)
-      returning id, email, name, created_at, disabled_at
+      returning id, email, name, created_at, disabled_at, user_metadata, app_metadata
     ), identity as (
       insert into identities (user_id, provider, subject, email, created_at, last_used_at)
       select id, $4, $5, $1, $6, $6 from u
@@ -111,7 +120,15 @@ const statements = {
 } satisfies Record<string, Statement>
 
 function toUser (row: IdentityUserRow): User {
-  return { id: row.id, email: row.email, name: row.name, createdAt: row.created_at, disabledAt: row.disabled_at }
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    createdAt: row.created_at,
+    disabledAt: row.disabled_at,
+    userMetadata: row.user_metadata,
+    appMetadata: row.app_metadata
+  }
 }
 
 export function createIdentities (database: Database, clock: Clock): Identities {

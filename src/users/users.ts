@@ -4,7 +4,9 @@ import { isUniqueViolation, sessions, users, type UserRow } from '../db/index.js
 import type { Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
-import { errors } from '../http/index.js'
+import { isUuid } from '../lib/uuid.js'
+import { checkJsonObject, JSON_OBJECT_SHAPE, mergePatch, type JsonObject, type JsonObjectLimits } from '../lib/json-object.js'
+import { errors, invalidJsonObject, RETRY_AFTER_SECONDS } from '../http/index.js'
 
 export interface User {
   id: string
@@ -12,6 +14,23 @@ export interface User {
   name: string | null
   createdAt: Date
   disabledAt: Date | null
+  /** Theirs to edit (PATCH /auth/me). */
+  userMetadata: JsonObject
+  /** Written only by the embedding app or a service client; the user reads it. */
+  appMetadata: JsonObject
+}
+
+/** Which of a user's two metadata objects, by its name in the API. */
+export type MetadataKind = 'user_metadata' | 'app_metadata'
+
+export interface MetadataWrite {
+  /** Runs on the user as they would be after the write and may refuse it by throwing (the token-size check). */
+  check?: ((user: User) => Promise<void>) | undefined
+}
+
+export interface UserSettings {
+  /** USER_METADATA_MAX_BYTES: the largest user_metadata, and the largest app_metadata. */
+  metadataMaxBytes: number
 }
 
 export interface NewUser {
@@ -29,20 +48,61 @@ export interface Users {
   setPasswordHash(id: string, passwordHash: string): Promise<void>
   /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
+  /** RFC 7396 JSON Merge Patch of one metadata object; throws 404 for an unknown user, 400 for a result out of bounds. */
+  mergeMetadata(id: string, kind: MetadataKind, patch: JsonObject, options?: MetadataWrite): Promise<User>
+  replaceMetadata(id: string, kind: MetadataKind, value: JsonObject, options?: MetadataWrite): Promise<User>
 }
 
 /** A user and their password hash, null when they sign in only through a provider. */
 export interface Credential { user: User, passwordHash: string | null }
 
 function toUser (row: UserRow): User {
-  return { id: row.id, email: row.email, name: row.name, createdAt: row.createdAt, disabledAt: row.disabledAt }
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    createdAt: row.createdAt,
+    disabledAt: row.disabledAt,
+    userMetadata: row.userMetadata as JsonObject,
+    appMetadata: row.appMetadata as JsonObject
+  }
 }
 
-export function createUsers (db: Db, clock: Clock): Users {
+const COLUMNS = { user_metadata: users.userMetadata, app_metadata: users.appMetadata } as const
+const FIELDS = { user_metadata: 'userMetadata', app_metadata: 'appMetadata' } as const
+
+/** Writers of one user's metadata that lose the race this many times in a row are told to retry (503). */
+const MAX_ATTEMPTS = 8
+
+export function createUsers (db: Db, clock: Clock, settings: UserSettings = { metadataMaxBytes: 4_096 }): Users {
+  const limits: JsonObjectLimits = { ...JSON_OBJECT_SHAPE, maxBytes: settings.metadataMaxBytes }
   // Prepared once: the lookups of every login and every /me build no SQL per call,
   // and on Postgres each connection plans them once.
   const byEmailKey = db.select().from(users).where(eq(users.emailKey, sql.placeholder('key'))).limit(1).prepare('users_by_email_key')
   const byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).limit(1).prepare('users_by_id')
+  /**
+   * Read, change, and write only over the value read (jsonb equality), so two
+   * concurrent writers never lose each other's change: the loser reads again.
+   */
+  async function updateMetadata (id: string, kind: MetadataKind, change: (current: JsonObject) => unknown, options: MetadataWrite): Promise<User> {
+    const column = COLUMNS[kind]
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const [row] = isUuid(id) ? await byId.execute({ id }) : []
+      if (row === undefined) throw errors.notFound('No such user')
+      const current = toUser(row)
+      const next = change(current[FIELDS[kind]])
+      const failure = checkJsonObject(next, limits)
+      if (failure !== undefined) throw invalidJsonObject(kind, failure)
+      await options.check?.({ ...current, [FIELDS[kind]]: next })
+      const [updated] = await db.update(users)
+        .set({ [FIELDS[kind]]: next, updatedAt: new Date(clock.now()) })
+        .where(and(eq(users.id, id), sql`${column} = ${JSON.stringify(current[FIELDS[kind]])}::jsonb`))
+        .returning()
+      if (updated !== undefined) return toUser(updated)
+    }
+    throw errors.serviceUnavailable('The metadata is changing too often; retry', { 'retry-after': RETRY_AFTER_SECONDS })
+  }
+
   return {
     async create ({ email, name, passwordHash }) {
       const now = new Date(clock.now())
@@ -84,7 +144,13 @@ export function createUsers (db: Db, clock: Clock): Users {
         await tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_disabled' })
           .where(and(eq(sessions.userId, id), isNull(sessions.revokedAt)))
       })
-    }
+    },
+    mergeMetadata (id, kind, patch, options = {}) {
+      const failure = checkJsonObject(patch, limits)
+      if (failure !== undefined) return Promise.reject(invalidJsonObject('the patch', failure))
+      return updateMetadata(id, kind, current => mergePatch(current, patch), options)
+    },
+    replaceMetadata: (id, kind, value, options = {}) => updateMetadata(id, kind, () => value, options)
   }
 }
 
@@ -94,6 +160,6 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async app => {
-  app.decorate('users', createUsers(app.database.db, app.clock))
+export default fp<UserSettings>(async (app, settings) => {
+  app.decorate('users', createUsers(app.database.db, app.clock, settings))
 }, { name: 'users', dependencies: ['database'] })

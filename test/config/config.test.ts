@@ -12,6 +12,10 @@ t.test('defaults serve a developer on a laptop', async t => {
     audience: 'http://localhost:3000',
     jwtAlg: 'ES256',
     accessTokenTtlSeconds: 900,
+    accessTokenMaxBytes: 2048,
+    tokenClaims: [],
+    sessionDataMaxBytes: 4096,
+    userMetadataMaxBytes: 4096,
     argon2: { memoryKiB: 19456, timeCost: 2, parallelism: 1 }
   })
   t.match(config.dataDir, /\.data$/)
@@ -40,6 +44,29 @@ t.test('TRUST_PROXY: no peer, every peer, or the listed proxies', async t => {
   }
 })
 
+t.test('TOKEN_CLAIMS: named claims copied from the metadata and the session data', async t => {
+  t.same(loadConfig({ TOKEN_CLAIMS: ' tenant = app_metadata.tenant , ws=session.data.workspace.id,x:lang=user_metadata.locale ' }).tokenClaims, [
+    { claim: 'tenant', source: 'app_metadata', path: ['tenant'] },
+    { claim: 'ws', source: 'session.data', path: ['workspace', 'id'] },
+    { claim: 'x:lang', source: 'user_metadata', path: ['locale'] }
+  ])
+  const line = (message: string) => `TOKEN_CLAIMS: ${message}`
+  const refused: Array<[string, string]> = [
+    ['sub=app_metadata.owner', line('"sub" is a registered or reserved claim name')],
+    ['tenant=app_metadata.t,exp=app_metadata.e', line('"exp" is a registered or reserved claim name')],
+    ['sid=session.data.sid', line('"sid" is a registered or reserved claim name')],
+    ['roles=app_metadata.roles', line('"roles" is a registered or reserved claim name')],
+    ['1st=app_metadata.x', line('"1st" is not a claim name (a letter, then letters, digits, "_", "-", "." or ":"; at most 64)')],
+    ['tenant', line('"tenant" is not claim=source.member')],
+    ['tenant=metadata.tenant', line('"tenant" must copy from app_metadata.<member>, user_metadata.<member>, session.data.<member>')],
+    ['tenant=app_metadata.', line('"tenant" must copy from app_metadata.<member>, user_metadata.<member>, session.data.<member>')],
+    ['tenant=app_metadata.a b', line('"tenant" must copy from app_metadata.<member>, user_metadata.<member>, session.data.<member>')],
+    ['t=app_metadata.a,t=app_metadata.b', line('"t" is named twice')],
+    [Array.from({ length: 33 }, (_, i) => `c${i}=app_metadata.c`).join(','), line('names more than 32 claims')]
+  ]
+  for (const [value, message] of refused) t.throws(() => loadConfig({ TOKEN_CLAIMS: value }), { name: 'ConfigError', message }, message)
+})
+
 t.test('a bad value names its variable in one line', async t => {
   const cases: Array<[Record<string, string>, string]> = [
     [{ PORT: 'eighty' }, 'PORT: must be a whole number, got "eighty"'],
@@ -49,6 +76,9 @@ t.test('a bad value names its variable in one line', async t => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL: must use postgres: or postgresql:, got mysql:'],
     [{ JWT_ALG: 'HS256' }, 'JWT_ALG: must be one of ES256, EdDSA, RS256, got "HS256"'],
     [{ ACCESS_TOKEN_TTL_SECONDS: '5' }, 'ACCESS_TOKEN_TTL_SECONDS: must be between 30 and 86400, got 5'],
+    [{ ACCESS_TOKEN_MAX_BYTES: '8192' }, 'ACCESS_TOKEN_MAX_BYTES: must be between 1024 and 4096, got 8192'],
+    [{ SESSION_DATA_MAX_BYTES: '1000000' }, 'SESSION_DATA_MAX_BYTES: must be between 16 and 65536, got 1000000'],
+    [{ USER_METADATA_MAX_BYTES: '8' }, 'USER_METADATA_MAX_BYTES: must be between 16 and 65536, got 8'],
     [{ ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB: must be between 8192 and 1048576, got 1024'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
     [{ METRICS_PORT: '3000' }, 'METRICS_PORT: must differ from PORT (3000)'],

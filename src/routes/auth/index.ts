@@ -6,6 +6,8 @@ import me from './me.js'
 import refresh from './refresh.js'
 import logout from './logout.js'
 import sessions from './sessions.js'
+import session from './session.js'
+import users from './users.js'
 import password from './password.js'
 import oidc from './oidc.js'
 import identities from './identities.js'
@@ -21,6 +23,8 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(refresh)
   await app.register(logout)
   await app.register(sessions)
+  await app.register(session)
+  await app.register(users)
   await app.register(password)
   await app.register(oidc)
   await app.register(identities)

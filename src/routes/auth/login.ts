@@ -20,7 +20,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const { email, password } = request.body
     const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password))
     const grant = await signIn(app, request, user, PASSWORD_AMR)
-    return withUser(grantResponse(app, request, reply, grant), user)
+    return withUser(await grantResponse(app, request, reply, grant), user)
   })
 }
 

@@ -19,7 +19,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const { grant, user } = await verifySignIn(app, request, request.body.mfa_token, request.body.code)
-    return withUser(grantResponse(app, request, reply, grant), user)
+    return withUser(await grantResponse(app, request, reply, grant), user)
   })
 }
 

@@ -91,7 +91,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const recoveryCodes = await app.mfa.confirm(user, code, request.log)
     await app.sessions.revokeAll(user.id, 'mfa_enrolled')
     const grant = await finishSignIn(app, request, mfaToken, step, user, amrAfter(step.amr, 'otp'))
-    return { recovery_codes: recoveryCodes, ...withUser(grantResponse(app, request, reply, grant), user) }
+    return { recovery_codes: recoveryCodes, ...withUser(await grantResponse(app, request, reply, grant), user) }
   })
 
   app.delete('/mfa/totp', {

@@ -21,7 +21,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const user = await app.credentials.register(request.body)
     // A first factor like any other: a deployment that requires a second factor of this user asks for it now.
     const grant = await signIn(app, request, user, PASSWORD_AMR)
-    return reply.code(201).send(withUser(grantResponse(app, request, reply, grant), user))
+    return reply.code(201).send(withUser(await grantResponse(app, request, reply, grant), user))
   })
 }
 
