@@ -35,7 +35,7 @@ export interface DedicatedPostgres {
   thaw(): void
 }
 
-/** initdb into a temporary directory and start it (TOOLCHAIN.md); stopped and removed when `t` ends. */
+/** initdb into a temporary directory and start it (README, Development: it needs the server binaries and `runuser`); stopped and removed when `t` ends. */
 export async function startDedicatedPostgres (t: Test): Promise<DedicatedPostgres> {
   const bin = postgresBin()
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-pg-'))
