@@ -2,9 +2,8 @@ import fp from 'fastify-plugin'
 import { isUniqueViolation, type Database, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
-import type { JsonObject } from '../lib/json-object.js'
 import { isUuid } from '../lib/uuid.js'
-import type { User } from './users.js'
+import { toUser, type User, type UserFields } from './users.js'
 
 /** Who a provider says signed in (OpenID Connect Core §5.1 `sub`, `email`, `email_verified`, `name`; §2 `amr`). */
 export interface ProviderClaims {
@@ -49,17 +48,8 @@ export interface Identities {
   unlink(userId: string, id: string): Promise<'unlinked' | 'not_found' | 'last_method'>
 }
 
-interface IdentityUserRow {
-  id: string
-  email: string
-  name: string | null
-  created_at: Date
-  disabled_at: Date | null
-  user_metadata: JsonObject
-  app_metadata: JsonObject
-}
-
-const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at, u.disabled_at, u.user_metadata, u.app_metadata'
+/** The user's columns under the names drizzle gives them, so that one `toUser` reads rows from either. */
+const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at as "createdAt", u.disabled_at as "disabledAt", u.user_metadata as "userMetadata", u.app_metadata as "appMetadata"'
 
 const statements = {
   touch: {
@@ -92,7 +82,7 @@ const statements = {
       insert into identities (user_id, provider, subject, email, created_at, last_used_at)
       select id, $4, $5, $1, $6, $6 from u
     )
-    select * from u`
+    select ${USER_COLUMNS} from u`
   },
   // Locking the user's identities makes concurrent unlinks take turns, and a
   // locked row that a concurrent unlink deleted drops out of `mine` (READ
@@ -119,18 +109,6 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
-function toUser (row: IdentityUserRow): User {
-  return {
-    id: row.id,
-    email: row.email,
-    name: row.name,
-    createdAt: row.created_at,
-    disabledAt: row.disabled_at,
-    userMetadata: row.user_metadata,
-    appMetadata: row.app_metadata
-  }
-}
-
 export function createIdentities (database: Database, clock: Clock): Identities {
   const signedIn = (user: User, outcome: 'returning' | 'linked' | 'created'): SignIn =>
     user.disabledAt === null ? { status: 'ok', user, outcome } : { status: 'refused', reason: 'account_disabled' }
@@ -138,19 +116,19 @@ export function createIdentities (database: Database, clock: Clock): Identities 
   async function attempt ({ provider, linkVerifiedEmail }: SignInPolicy, claims: ProviderClaims): Promise<SignIn> {
     const now = new Date(clock.now())
     const email = claims.email !== undefined && isEmail(claims.email) ? normaliseEmail(claims.email) : undefined
-    const [known] = await database.query<IdentityUserRow>(statements.touch, [provider, claims.subject, now, email ?? null])
+    const [known] = await database.query<UserFields>(statements.touch, [provider, claims.subject, now, email ?? null])
     if (known !== undefined) return signedIn(toUser(known), 'returning')
 
     if (email === undefined) return { status: 'refused', reason: 'email_missing' }
     // An unverified address neither links nor creates: either would let whoever typed it take over its real owner's account.
     if (!claims.emailVerified) return { status: 'refused', reason: 'email_unverified' }
-    const [existing] = await database.query<IdentityUserRow>(statements.userByEmail, [emailKey(email)])
+    const [existing] = await database.query<UserFields>(statements.userByEmail, [emailKey(email)])
     if (existing !== undefined) {
       if (!linkVerifiedEmail) return { status: 'refused', reason: 'email_not_linkable' }
       await database.query(statements.link, [existing.id, provider, claims.subject, email, now])
       return signedIn(toUser(existing), 'linked')
     }
-    const [created] = await database.query<IdentityUserRow>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
+    const [created] = await database.query<UserFields>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
     return signedIn(toUser(created!), 'created')
   }
 

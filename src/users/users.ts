@@ -56,7 +56,10 @@ export interface Users {
 /** A user and their password hash, null when they sign in only through a provider. */
 export interface Credential { user: User, passwordHash: string | null }
 
-function toUser (row: UserRow): User {
+/** The columns a `User` is read from, as drizzle names them (identities.ts selects them under the same names). */
+export type UserFields = Pick<UserRow, 'id' | 'email' | 'name' | 'createdAt' | 'disabledAt' | 'userMetadata' | 'appMetadata'>
+
+export function toUser (row: UserFields): User {
   return {
     id: row.id,
     email: row.email,
