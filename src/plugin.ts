@@ -6,7 +6,7 @@ import { cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } 
 import { loginCodesPlugin, oidcProvidersPlugin, oidcTransactionsPlugin } from './federation/index.js'
 import { CLAIMS_TIMEOUT_MS_DEFAULT, customClaimsPlugin, type ClaimsFunction } from './grants/index.js'
 import { pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
-import { keyScheduleFrom, signingKeysPlugin } from './keys/index.js'
+import { keyCommandsPlugin, keyScheduleFrom, keySocketPath, signingKeysPlugin } from './keys/index.js'
 import { systemClock, type Clock } from './lib/clock.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import type { SigningKey } from './lib/signing-key.js'
@@ -87,6 +87,10 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
 
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
     await app.register(signingKeysPlugin, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
+    // This process holds DATA_DIR's embedded database: key commands come to it (README, "One process per DATA_DIR").
+    if (options.database === undefined && config.databaseUrl === undefined && !config.dataDir.startsWith('memory://')) {
+      await app.register(keyCommandsPlugin, { path: keySocketPath(config.dataDir) })
+    }
     await app.register(mfaPlugin, {
       ...config.totp,
       totpKey: deriveKey(masterSecret, 'totp-secret'),

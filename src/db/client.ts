@@ -8,6 +8,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { sql } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import * as schema from './schema.js'
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
@@ -116,10 +117,21 @@ function openPostgres (url: string, settings: PoolSettings): Database {
 
 async function openPglite (dataDir: string): Promise<Database> {
   let location = dataDir
+  let lock: DataDirLock | undefined
   if (!dataDir.startsWith('memory://')) {
     location = join(dataDir, 'pglite')
     await mkdir(location, { recursive: true })
+    lock = await lockDataDir(dataDir)
   }
+  try {
+    return await startPglite(location, lock)
+  } catch (error) {
+    await lock?.release()
+    throw error
+  }
+}
+
+async function startPglite (location: string, lock: DataDirLock | undefined): Promise<Database> {
   // Loaded only here: a service on Postgres never holds the embedded database's code in memory.
   const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
     import('@electric-sql/pglite'), import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator')
@@ -134,6 +146,9 @@ async function openPglite (dataDir: string): Promise<Database> {
     ping: async () => { await db.execute(sql`select 1`) },
     // One in-process connection, always open; PGlite queues statements internally and does not say how many.
     poolStats: () => ({ max: 1, total: 1, idle: undefined, waiting: undefined }),
-    close: () => client.close()
+    close: async () => {
+      await client.close()
+      await lock?.release()
+    }
   }
 }
