@@ -23,5 +23,5 @@ function newest (dir) {
 const inputs = [newest(join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json'].map(file => statSync(join(root, file)).mtimeMs)]
 if (!existsSync(built) || Math.max(...inputs) > statSync(built).mtimeMs) {
   process.stderr.write('latchkey: building dist/ (missing or older than src/)\n')
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' })
 }
