@@ -11,10 +11,10 @@ import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from './free-port.mjs'
 import pg from 'pg'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -40,14 +40,6 @@ function allowedByDockerignore () {
 
 function parseEnv (rest, into) {
   for (const [, key, value] of rest.matchAll(/(\w+)=("[^"]*"|\S+)/g)) into[key] = value.replace(/^"|"$/g, '')
-}
-
-async function freePort () {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 function buildTree (instructions, workdirRoot) {

@@ -24,8 +24,7 @@ export interface BuildAppOptions {
   claimsTimeoutMs?: number | undefined
 }
 
-/** The contract's version, as in package.json: openapi.yaml's `info.version`. */
-export const API_VERSION = '0.1.0'
+export { API_VERSION } from './http/index.js'
 
 /** Node's own default, stated so that an upgrade cannot move it: larger headers get 431. */
 const MAX_HEADER_BYTES = 16_384
@@ -62,7 +61,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   // At the root as well as inside latchkey, so the standalone app's own 404s carry them too.
   await app.register(securityHeadersPlugin, { hsts: config.issuer.startsWith('https:') })
   // Before latchkey: the spec is collected from every route as it is added, in whichever context.
-  await app.register(apiDocsPlugin, { issuer: config.issuer, authPrefix: '/auth', version: API_VERSION })
+  await app.register(apiDocsPlugin, { issuer: config.issuer, authPrefix: '/auth' })
   await app.register(latchkey, {
     config,
     database: options.database,

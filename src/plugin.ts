@@ -2,11 +2,11 @@ import fp from 'fastify-plugin'
 import type { Config } from './config/index.js'
 import { databasePlugin, type Database } from './db/index.js'
 import { createHandle, type LatchkeyHandle } from './handle.js'
-import { cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
+import { apiDocsPlugin, cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { loginCodesPlugin, oidcProvidersPlugin, oidcTransactionsPlugin } from './federation/index.js'
 import { CLAIMS_TIMEOUT_MS_DEFAULT, customClaimsPlugin, type ClaimsFunction } from './grants/index.js'
 import { pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
-import { keyScheduleFrom, signingKeysPlugin } from './keys/index.js'
+import { keyCommandsPlugin, keyScheduleFrom, keySocketPath, signingKeysPlugin } from './keys/index.js'
 import { systemClock, type Clock } from './lib/clock.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import type { SigningKey } from './lib/signing-key.js'
@@ -43,6 +43,12 @@ export interface LatchkeyOptions {
   claims?: ClaimsFunction | undefined
   /** How long `claims` may take before the grant fails with 503 (default 1000 ms). */
   claimsTimeoutMs?: number | undefined
+  /**
+   * Serve the API reference in the host app: `/docs`, `/openapi.json` and `/openapi.yaml`,
+   * covering latchkey's routes and the host's own routes added after it (README, "Use it
+   * inside your Fastify app"). Off by default: the host's URL space is the host's.
+   */
+  docs?: boolean | undefined
 }
 
 declare module 'fastify' {
@@ -64,6 +70,8 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
   const prefix = options.prefix ?? '/auth'
   const { rateLimit } = config
   host.decorateRequest('user', null)
+  // Before the routes: the spec is collected from each route as it is added.
+  if (options.docs === true) await host.register(apiDocsPlugin, { issuer: config.issuer, authPrefix: prefix })
 
   await host.register(async app => {
     app.decorate('config', config)
@@ -87,6 +95,10 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
 
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
     await app.register(signingKeysPlugin, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })
+    // This process holds DATA_DIR's embedded database: key commands come to it (README, "One process per DATA_DIR").
+    if (options.database === undefined && config.databaseUrl === undefined && !config.dataDir.startsWith('memory://')) {
+      await app.register(keyCommandsPlugin, { path: keySocketPath(config.dataDir) })
+    }
     await app.register(mfaPlugin, {
       ...config.totp,
       totpKey: deriveKey(masterSecret, 'totp-secret'),

@@ -1,7 +1,8 @@
 // The process: configuration from the environment, the app, listen, and a graceful close.
 import { buildApp, buildMetricsApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config/index.js'
-import { createAuthMetrics } from './observability/index.js'
+import { DataDirLockedError } from './db/index.js'
+import { createAuthMetrics, describeError } from './observability/index.js'
 
 function fail (message: string): never {
   process.stderr.write(`latchkey: ${message}\n`)
@@ -16,7 +17,9 @@ try {
 }
 
 const metrics = createAuthMetrics({ processMetrics: true })
-const app = await buildApp({ config, metrics }).catch((error: Error) => fail(`start-up failed: ${error.message}`))
+// One line, without query parameters; a DATA_DIR held by another process names it.
+const app = await buildApp({ config, metrics }).catch((error: unknown) =>
+  fail(error instanceof DataDirLockedError ? error.message : `start-up failed: ${describeError(error)}`))
 const metricsApp = config.metricsPort === undefined ? undefined : await buildMetricsApp(metrics, config.metricsToken)
 if (metricsApp !== undefined) app.addHook('onClose', () => metricsApp.close())
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { connect } from 'node:net'
 import Fastify from 'fastify'
-import { buildApp } from '../src/app.js'
+import { API_VERSION, buildApp } from '../src/app.js'
 import { latchkey } from '../src/plugin.js'
 import { SECURITY_HEADERS } from '../src/http/security-headers.js'
 import { buildTestApp, PASSWORD, registerUser, testConfig, testDatabase, testSigningKey } from './helper.js'
@@ -61,6 +61,29 @@ t.test('a route can send its own policy, and a host app keeps its own routes to 
   host.get('/orders', async () => ({ orders: [] }))
   t.equal((await host.inject({ method: 'GET', url: '/orders' })).headers['content-security-policy'], undefined, "the host's route is the host's business")
   t.equal((await host.inject({ method: 'GET', url: '/healthz' })).headers['content-security-policy'], SECURITY_HEADERS['content-security-policy'])
+})
+
+t.test('a host app gets /docs and /openapi.json when it asks (docs: true), covering its own routes too; not otherwise', async t => {
+  const config = testConfig({ ISSUER: 'http://localhost:3000' })
+  const withDocs = Fastify()
+  t.teardown(() => withDocs.close())
+  await withDocs.register(latchkey, { config, database: await testDatabase(), signingKeys: [testSigningKey()], pruneIntervalSeconds: 0, docs: true })
+  withDocs.get('/orders', { schema: { response: { 200: { type: 'object', properties: { orders: { type: 'array' } } } } } }, async () => ({ orders: [] }))
+  const spec = await withDocs.inject({ method: 'GET', url: '/openapi.json' })
+  t.equal(spec.statusCode, 200)
+  const { info, paths } = spec.json() as { info: { version: string }, paths: Record<string, unknown> }
+  t.equal(info.version, API_VERSION)
+  t.ok('/auth/login' in paths && '/.well-known/jwks.json' in paths, "latchkey's routes")
+  t.ok('/orders' in paths, "and the host's")
+  const docs = await withDocs.inject({ method: 'GET', url: '/docs/' })
+  t.equal(docs.statusCode, 200)
+  t.match(docs.headers['content-type'], /^text\/html/)
+  t.equal((await withDocs.inject({ method: 'GET', url: '/openapi.yaml' })).statusCode, 200)
+
+  const without = Fastify()
+  t.teardown(() => without.close())
+  await without.register(latchkey, { config, database: await testDatabase(), signingKeys: [testSigningKey()], pruneIntervalSeconds: 0 })
+  for (const url of ['/openapi.json', '/openapi.yaml', '/docs/']) t.equal((await without.inject({ method: 'GET', url })).statusCode, 404, url)
 })
 
 t.test('headers over 16 KiB are refused with 431', async t => {

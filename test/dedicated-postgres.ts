@@ -1,7 +1,7 @@
 // A Postgres server of the test's own, on its own port and data directory, that
 // the test may stop, freeze and start again. The shared server on 5432 is never touched.
 import { execFile } from 'node:child_process'
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -22,6 +22,18 @@ function postgresIds (): { uid: number, gid: number } {
   const [, , uid, gid] = entry?.split(':') ?? []
   if (uid === undefined || gid === undefined) throw new Error('no postgres user')
   return { uid: Number(uid), gid: Number(gid) }
+}
+
+/**
+ * Why a dedicated server cannot start here, or undefined: the tests that need one skip with this
+ * reason (README, Development: PostgreSQL's server binaries and `runuser`, as root; CI has them).
+ */
+export function dedicatedPostgresMissing (): string | undefined {
+  if (process.getuid?.() !== 0) return 'a dedicated Postgres needs root (runuser -u postgres)'
+  const bins = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : []
+  if (!bins.some(version => existsSync(`/usr/lib/postgresql/${version}/bin/initdb`))) return 'no initdb under /usr/lib/postgresql (Debian package postgresql)'
+  if (!(process.env.PATH ?? '').split(':').some(dir => existsSync(join(dir, 'runuser')))) return 'no runuser on PATH (util-linux)'
+  return undefined
 }
 
 export interface DedicatedPostgres {

@@ -5,7 +5,7 @@ import { buildApp } from '../src/app.js'
 import type { Env } from '../src/config/index.js'
 import { hashOpaqueToken } from '../src/lib/opaque-token.js'
 import { ManualClock, PASSWORD, testConfig, testSigningKey, uniqueEmail } from './helper.js'
-import { startDedicatedPostgres, type DedicatedPostgres } from './dedicated-postgres.js'
+import { dedicatedPostgresMissing, startDedicatedPostgres, type DedicatedPostgres } from './dedicated-postgres.js'
 
 /** While the database is away every request still answers within this, or the test fails. */
 const DEADLINE_MS = 1_000
@@ -123,7 +123,7 @@ async function duringOutage (t: Test, base: string, account: Account, deadlineMs
   }
 }
 
-t.test('Postgres stopped mid-stream of rotations: 503 within a second, recovery without restart, nothing half-rotated', async t => {
+t.test('Postgres stopped mid-stream of rotations: 503 within a second, recovery without restart, nothing half-rotated', { skip: dedicatedPostgresMissing() }, async t => {
   const postgres = await startDedicatedPostgres(t)
   const clock = new ManualClock() // frozen: a retry falls inside the grace window whenever it runs
   const base = await startApp(t, postgres, clock)
@@ -178,7 +178,7 @@ t.test('Postgres stopped mid-stream of rotations: 503 within a second, recovery 
   t.same(await brokenRotations(postgres.url), { rotated_without_successor: 0, successor_without_rotated_parent: 0, live_session_without_one_current_token: 0 })
 })
 
-t.test('Postgres silent (frozen, connections open): the pool timeouts answer 503, then it recovers', async t => {
+t.test('Postgres silent (frozen, connections open): the pool timeouts answer 503, then it recovers', { skip: dedicatedPostgresMissing() }, async t => {
   const postgres = await startDedicatedPostgres(t)
   const clock = new ManualClock()
   const base = await startApp(t, postgres, clock, { DATABASE_CONNECT_TIMEOUT_MS: '300', DATABASE_STATEMENT_TIMEOUT_MS: '300' })

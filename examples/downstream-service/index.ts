@@ -1,6 +1,6 @@
 // A service that trusts latchkey's tokens without sharing any secret with it.
-//   ISSUER=http://localhost:3000 npx tsx examples/downstream-service/index.ts   (or build it with tsc)
-// In your own project: import { latchkeyVerifier } from 'latchkey'
+//   ISSUER=http://localhost:3000 PORT=4000 npx tsx examples/downstream-service/index.ts   (README.md beside this file)
+// In your own project: import { latchkeyVerifier } from 'latchkey/verifier'
 import Fastify from 'fastify'
 import { latchkeyVerifier } from '../../src/index.js'
 

@@ -1,4 +1,4 @@
-export { default as apiDocsPlugin } from './api-docs.js'
+export { API_VERSION, default as apiDocsPlugin } from './api-docs.js'
 export { default as cookiePlugin } from './cookie.js'
 export { default as drainConnectionsPlugin } from './drain-connections.js'
 export { default as corsPlugin } from './cors.js'

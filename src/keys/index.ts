@@ -1,2 +1,3 @@
 export { createKeyStore, default as signingKeysPlugin, keyScheduleFrom } from './signing-keys.js'
 export type { SigningKeys, StoredSigningKeys } from './signing-keys.js'
+export { default as keyCommandsPlugin, keySocketPath, sendKeyCommand, type KeyCommand, type KeyCommandAnswer } from './command-socket.js'

@@ -90,3 +90,19 @@ export const LOG_REDACTION = {
   redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
   serializers: { req: serializeRequest, err: serializeError }
 }
+
+/**
+ * An error as a command line prints it: one line, the scrubbed messages of the
+ * error and its causes, and their codes; never a query's parameters (a drizzle
+ * error's message lists them: an encrypted key, a hash) nor a stack. Errors of
+ * the `verbatim` classes are latchkey's own, written to be read as they are.
+ */
+export function describeError (error: unknown, verbatim: ReadonlyArray<abstract new (...args: never[]) => Error> = []): string {
+  if (verbatim.some(type => error instanceof type)) return (error as Error).message
+  const parts: string[] = []
+  for (let serialized: SerializedError | undefined = serializeError(error); serialized !== undefined; serialized = serialized.cause as SerializedError | undefined) {
+    const message = serialized.message.replace(/\nparams: \[redacted\]/, '').replace(/\s*\n\s*/g, ' ')
+    parts.push(serialized.code === undefined ? message : `${message} (${String(serialized.code)})`)
+  }
+  return parts.join(': ')
+}

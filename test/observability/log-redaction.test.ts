@@ -2,7 +2,7 @@ import t from 'tap'
 import pino from 'pino'
 import { DrizzleQueryError, sql } from 'drizzle-orm'
 import { buildApp } from '../../src/app.js'
-import { LOG_REDACTION, serializeError } from '../../src/observability/log-redaction.js'
+import { describeError, LOG_REDACTION, serializeError } from '../../src/observability/log-redaction.js'
 import { buildTestApp, LogCapture, ManualClock, PASSWORD, TEST_ISSUER, testConfig, testDatabase, testSigningKey, uniqueEmail } from '../helper.js'
 
 const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g'
@@ -113,4 +113,14 @@ t.test('a failed query is logged without its parameters', async t => {
   t.notMatch(logs.text(), /\$argon2id\$/, 'not the password hash it tried to store')
   t.notMatch(logs.text(), PASSWORD)
   t.notMatch(logs.text(), email, 'nor the email')
+})
+
+t.test('a command line prints an error as one line: scrubbed messages and codes of the chain, own errors verbatim', async t => {
+  class OwnError extends Error {}
+  const pgError = Object.assign(new Error('duplicate key value violates unique constraint "signing_keys_one_next"'), { code: '23505' })
+  const failed = new DrizzleQueryError('insert into "signing_keys" ("kid") values ($1)', ['sealed-private-key-bytes'], pgError)
+  t.equal(describeError(failed),
+    'Failed query: insert into "[redacted]" ("[redacted]") values ($1): duplicate key value violates unique constraint "[redacted]" (23505)')
+  t.equal(describeError(new OwnError('DATA_DIR /x is in use by process 7 (since "then")'), [OwnError]), 'DATA_DIR /x is in use by process 7 (since "then")')
+  t.equal(describeError('plain "text"'), 'plain "[redacted]"')
 })
