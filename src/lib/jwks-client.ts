@@ -22,6 +22,9 @@ export interface JwksClientOptions {
   maxStaleSeconds?: number
 }
 
+/** The least cache lifetime honoured: latchkey's own JWKS_MAX_AGE_SECONDS cannot go below it (README, "Signing keys, other services, introspection"). */
+const MIN_CACHE_SECONDS = 10
+
 const NO_KEYS: readonly KeyForVerifying[] = Object.freeze([])
 
 export interface JwksClientStats {
@@ -94,7 +97,9 @@ export class JwksClient {
     if (!Array.isArray(body.keys)) throw new Error('the JWKS has no keys array')
     this.#keys = body.keys.flatMap(toVerifyingKey)
     this.stats.fetches += 1
-    const { minCacheSeconds = 30, maxCacheSeconds = 86_400 } = this.options
+    // The floor matches the issuer's least JWKS_MAX_AGE_SECONDS: a next key is published only max-age
+    // (plus the issuer's reload interval) before it signs, so caching longer than asked meets unknown kids.
+    const { minCacheSeconds = MIN_CACHE_SECONDS, maxCacheSeconds = 86_400 } = this.options
     const maxAge = /max-age=(\d+)/.exec(response.headers.get('cache-control') ?? '')?.[1]
     const seconds = Math.min(Math.max(maxAge === undefined ? 300 : Number(maxAge), minCacheSeconds), maxCacheSeconds)
     this.#expiresAt = this.options.clock.now() + seconds * 1000

@@ -197,3 +197,33 @@ t.test('the verifier refuses what the service refuses, and a kid flood costs one
   t.ok(downstream.stats.unknownKidRefusals >= 50, 'the rest were refused without a fetch')
   t.equal((await downstream.call(good)).status, 200, 'real tokens still verify')
 })
+
+t.test('an issuer at the shortest JWKS max-age: a key published 20 s ahead verifies at once, even after forged kids used the cooldown', async t => {
+  const clock = new ManualClock(Date.now())
+  // JWKS_MAX_AGE_SECONDS=10 (the least the issuer allows): a next key is published 10 + 10 s before it signs.
+  const { app, issuer } = await startIssuer(t, clock, { JWKS_MAX_AGE_SECONDS: '10' })
+  const downstream = await startDownstream(t, issuer, clock)
+  const { access_token: token, refresh_token: refreshToken } = await registerUser(app)
+  t.equal((await downstream.call(token)).status, 200)
+  const firstKid = kidOf(token)
+
+  const attacker = freshKey()
+  const claims = validClaims(issuer, Math.floor(clock.now() / 1000))
+  const forged = (kid: string) => downstream.call(craftToken({ alg: 'ES256', typ: 'at+jwt', kid }, claims, attacker))
+  // A forged kid just before the rotation spends the unknown-kid refetch on the old set.
+  t.equal((await forged('forged-before')).status, 401)
+  const next = await app.latchkey.rotateKeys()
+  t.equal(next.activatesAt.getTime(), clock.now() + 20_000, 'published 20 s before it signs')
+  for (let second = 0; second < 20; second++) {
+    clock.advance(1)
+    // An attacker keeps the unknown-kid cooldown busy with forged kids.
+    t.equal((await forged(`forged-${second}`)).status, 401)
+  }
+  await app.latchkey.maintainKeys()
+  const tokens = await accessToken(app, refreshToken)
+  t.equal(kidOf(tokens.access_token), next.kid, 'the next key signs now')
+  t.not(next.kid, firstKid)
+  const answer = await downstream.call(tokens.access_token)
+  t.equal(answer.status, 200, 'the verifier already holds the key: its cache lasted no longer than the issuer asked')
+  t.equal(downstream.stats.unknownKidRefusals > 0, true, 'the forged kids were refused a fetch')
+})
