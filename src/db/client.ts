@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { existsSync } from 'node:fs'
+import { Socket } from 'node:net'
 import pg from 'pg'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
@@ -89,6 +90,7 @@ function openPostgres (url: string, settings: PoolSettings): Database {
   })
   // An idle client losing its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
+  pool.on('release', (error, client) => { if (isReadTimeout(error)) resetConnection(client) })
   const db = drizzlePg(pool, { schema }) as unknown as Db
   return {
     db,
@@ -112,6 +114,24 @@ function openPostgres (url: string, settings: PoolSettings): Database {
     poolStats: () => ({ max: settings.poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end()
   }
+}
+
+function isReadTimeout (error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout'
+}
+
+/**
+ * A statement the server never answered may still sit unacknowledged in the
+ * socket's send queue (a stalled network). pg closes such a client with a FIN,
+ * after which the kernel still delivers the statement, which then commits after
+ * the request was answered 503 (a rotation the client never saw: its retry
+ * would be reuse). A reset (ABORT, RFC 9293 §3.10.5) discards unsent data
+ * where a close (§3.10.4) still sends it, so a timed-out statement either
+ * reached the server before the timeout or never does.
+ */
+function resetConnection (client: pg.PoolClient): void {
+  const { stream } = (client as unknown as pg.Client).connection
+  if (stream instanceof Socket) stream.resetAndDestroy()
 }
 
 async function openPglite (dataDir: string): Promise<Database> {
