@@ -12,6 +12,9 @@ import * as schema from './schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
+/** What a transaction's work is given: drizzle's transaction on one connection. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
 /** The package's migrations folder, found upwards from this file (src/, dist/ and the benchmark's build all sit below it). */
 export const MIGRATIONS_FOLDER = findMigrations(dirname(fileURLToPath(import.meta.url)))
 
@@ -34,6 +37,8 @@ export interface Database {
   kind: 'postgres' | 'pglite'
   /** Runs one statement with parameters and returns its rows. */
   query<Row>(statement: Statement, values: unknown[]): Promise<Row[]>
+  /** Runs `work` in one transaction; whatever fails, BEGIN included, the connection goes back (or, broken, away). */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>
   /** Applies every pending migration (drizzle's journal makes this idempotent). */
   migrate(): Promise<void>
   /** Resolves when the database answers a trivial query. */
@@ -97,6 +102,20 @@ function openPostgres (url: string, settings: PoolSettings): Database {
     kind: 'postgres',
     query: async <Row>(statement: Statement, values: unknown[]) =>
       (await pool.query({ name: statement.name, text: statement.text, values })).rows as Row[],
+    transaction: async work => {
+      // drizzle's pooled db.transaction sends BEGIN before its try (a failed BEGIN never releases
+      // the connection) and releases without the error (a broken connection returns to the pool).
+      const client = await pool.connect()
+      try {
+        const result = await (drizzlePg(client, { schema }) as unknown as Db).transaction(work)
+        client.release()
+        return result
+      } catch (error) {
+        // pg-pool discards a connection released with an error.
+        client.release(error instanceof Error ? error : true)
+        throw error
+      }
+    },
     migrate: async () => {
       // Its own connection without statement timeouts (a migration may outlast any request);
       // the session-level lock goes with it.
@@ -150,6 +169,8 @@ async function openPglite (dataDir: string): Promise<Database> {
     db: db as unknown as Db,
     kind: 'pglite',
     query: async <Row>(statement: Statement, values: unknown[]) => (await client.query<Row>(statement.text, values)).rows,
+    // One in-process connection: nothing to leak.
+    transaction: work => (db as unknown as Db).transaction(work),
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
     ping: async () => { await db.execute(sql`select 1`) },
     // One in-process connection, always open; PGlite queues statements internally and does not say how many.

@@ -1,5 +1,5 @@
 export { openDatabase } from './client.js'
-export type { Database, Db, PoolSettings, PoolStats, Statement } from './client.js'
+export type { Database, Db, PoolSettings, PoolStats, Statement, Tx } from './client.js'
 export { default as databasePlugin } from './database.js'
 export { isUniqueViolation } from './errors.js'
 export { pruneExpiredStatement, pruner, type PruneOptions } from './prune.js'

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { asc, eq, sql } from 'drizzle-orm'
 import type { Config } from '../config/index.js'
 import { deriveKey } from '../lib/secret.js'
-import type { Db } from '../db/index.js'
+import type { Database, Tx } from '../db/index.js'
 import { signingKeys } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { decryptPrivateKey, encryptPrivateKey } from '../lib/key-encryption.js'
@@ -87,7 +87,8 @@ export interface StoredSigningKeys extends SigningKeys {
   revoke(kid: string): Promise<boolean>
 }
 
-export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSettings): StoredSigningKeys {
+export function createKeyStore (database: Database, clock: Clock, settings: KeyScheduleSettings): StoredSigningKeys {
+  const { db } = database
   let published: PublishedKey[] = []
   let current: SigningKey | undefined
   let jwks = { keys: [] as PublicJwk[] }
@@ -108,10 +109,8 @@ export function createKeyStore (db: Db, clock: Clock, settings: KeyScheduleSetti
     }
   }
 
-  type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
-
   async function locked<T> (work: (tx: Tx, now: Date) => Promise<T>): Promise<T> {
-    const result = await db.transaction(async tx => {
+    const result = await database.transaction(async tx => {
       await tx.execute(MAINTENANCE_LOCK)
       return work(tx, new Date(clock.now()))
     })
@@ -221,7 +220,7 @@ export default fp<SigningKeysPluginOptions>(async (app, options) => {
     app.decorate('signingKeys', createStaticSigningKeys(options.keys))
     return
   }
-  const store = createKeyStore(app.database.db, app.clock, options)
+  const store = createKeyStore(app.database, app.clock, options)
   await store.maintain()
   app.decorate('signingKeys', store)
   const timer = setInterval(() => {

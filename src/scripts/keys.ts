@@ -17,7 +17,7 @@ const database = await openDatabase({ url: config.databaseUrl, dataDir: config.d
 try {
   await database.migrate()
   const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
-  const store = createKeyStore(database.db, systemClock, keyScheduleFrom(config, masterSecret))
+  const store = createKeyStore(database, systemClock, keyScheduleFrom(config, masterSecret))
   await store.maintain()
   if (command === 'rotate') {
     const next = await store.rotate()

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { and, eq, isNull, sql } from 'drizzle-orm'
 import { isUniqueViolation, sessions, users, type UserRow } from '../db/index.js'
-import type { Db } from '../db/index.js'
+import type { Database } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { isUuid } from '../lib/uuid.js'
@@ -77,7 +77,8 @@ const FIELDS = { user_metadata: 'userMetadata', app_metadata: 'appMetadata' } as
 /** Writers of one user's metadata that lose the race this many times in a row are told to retry (503). */
 const MAX_ATTEMPTS = 8
 
-export function createUsers (db: Db, clock: Clock, settings: UserSettings = { metadataMaxBytes: 4_096 }): Users {
+export function createUsers (database: Database, clock: Clock, settings: UserSettings = { metadataMaxBytes: 4_096 }): Users {
+  const { db } = database
   const limits: JsonObjectLimits = { ...JSON_OBJECT_SHAPE, maxBytes: settings.metadataMaxBytes }
   // Prepared once: the lookups of every login and every /me build no SQL per call,
   // and on Postgres each connection plans them once.
@@ -142,7 +143,7 @@ export function createUsers (db: Db, clock: Clock, settings: UserSettings = { me
     },
     async disable (id) {
       const now = new Date(clock.now())
-      await db.transaction(async tx => {
+      await database.transaction(async tx => {
         await tx.update(users).set({ disabledAt: now, updatedAt: now }).where(eq(users.id, id))
         await tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_disabled' })
           .where(and(eq(sessions.userId, id), isNull(sessions.revokedAt)))
@@ -164,5 +165,5 @@ declare module 'fastify' {
 }
 
 export default fp<UserSettings>(async (app, settings) => {
-  app.decorate('users', createUsers(app.database.db, app.clock, settings))
+  app.decorate('users', createUsers(app.database, app.clock, settings))
 }, { name: 'users', dependencies: ['database'] })

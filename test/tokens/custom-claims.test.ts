@@ -246,7 +246,7 @@ t.test('a session that ends between its grant and its claims fails the grant wit
   const database = await testDatabase()
   const clock = new ManualClock()
   const owners = {
-    users: createUsers(database.db, clock),
+    users: createUsers(database, clock),
     sessionData: createSessionData(database, clock, { maxBytes: 4096 }),
     customClaims: createCustomClaims({ rules: parseClaimRules('workspace=session.data.workspace'), timeoutMs: 1_000 })
   }

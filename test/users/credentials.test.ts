@@ -11,7 +11,7 @@ t.test('an account without a password costs one argon2 verification and answers 
   const database = await testDatabase()
   const now = new Date()
   const clock = { now: () => now.getTime() }
-  const accounts = createUsers(database.db, clock)
+  const accounts = createUsers(database, clock)
   const argon2 = createPasswordHasher({ memoryKiB: 8192, timeCost: 1, parallelism: 1 })
   const calls: string[] = []
   const hasher: PasswordHasher = {

@@ -131,7 +131,7 @@ t.test('disabling a user revokes all their sessions', async t => {
   const { app, database } = await buildTestApp(t)
   const { user, refresh_token: token } = await registerUser(app)
   const { createUsers } = await import('../../../src/users/users.js')
-  await createUsers(database.db, { now: () => Date.now() }).disable(user.id)
+  await createUsers(database, { now: () => Date.now() }).disable(user.id)
   const [row] = await database.db.select().from(users).where(eq(users.id, user.id))
   t.ok(row?.disabledAt)
   const [session] = await database.db.select().from(sessions).where(eq(sessions.userId, user.id))
