@@ -41,6 +41,7 @@ t.test('a clean run passes every invariant', async t => {
   t.equal(rows.length, 10)
   t.same(rows.filter(row => !row.ok), [])
   t.same(unavailableSeconds(cleanLog()).find(entry => entry.kind === 'postgres-restart'), { kind: 'postgres-restart', at: 20_000, seconds503: 1 })
+  t.same(unavailableSeconds(cleanLog()).find(entry => entry.kind === 'sigkill'), { kind: 'sigkill', at: 10_000, seconds503: 0.2 })
 })
 
 t.test('each kind of broken record is reported by its invariant, and only by it', async t => {
@@ -55,7 +56,7 @@ t.test('each kind of broken record is reported by its invariant, and only by it'
     ['a 500', log => { log.calls.push(call({ op: 'login', status: 500, code: 'internal_error' })) }, 'no 500'],
     ['a 503 with the database up', log => { log.calls.push(call({ at: 50_000, end: 50_010, status: 503, code: 'service_unavailable' })) }, '503s only during a database outage'],
     ['a slow recovery', log => { log.faults[2]!.recoveryMs!.push(5_001) }, 'every instance ready within 5 s of the database returning'],
-    ['a 502 with every instance alive', log => { log.calls.push(call({ at: 45_000, source: 'balancer', status: 502 })) }, 'the balancer failed requests only while an instance was killed'],
+    ['a 502 with every instance alive', log => { log.calls.push(call({ at: 45_000, source: 'balancer', status: 502 })) }, 'the balancer failed requests only while an instance was killed or the database away'],
     ['unshared rate-limit counters', log => { log.rateLimit = { limit: 3, statuses: [401, 401, 401, 401, 429] } }, 'rate-limit counters are shared'],
     ['a request in flight at SIGTERM dropped', log => { log.faults[1]!.inFlight = { sent: 4, answered: 3 } }, 'requests in flight at SIGTERM were all answered']
   ]

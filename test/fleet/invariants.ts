@@ -131,8 +131,9 @@ export function checkInvariants (log: FleetLog, windows: Windows = DEFAULT_WINDO
       ...databaseFaults.filter(fault => fault.recoveryMs === undefined || fault.recoveryMs.length === 0).map(fault => `${fault.kind} at ${fault.at} ms: recovery not measured`),
       ...databaseFaults.flatMap(fault => (fault.recoveryMs ?? []).filter(ms => ms > windows.recoveryMs).map(ms => `${fault.kind} at ${fault.at} ms: an instance was ready only ${ms} ms later`))
     ]),
-    row('the balancer failed requests only while an instance was killed', log.calls.length, log.calls
-      .filter(call => call.source !== 'latchkey' && !kills.some(fault => within(call.at, fault, windows.recoveryMs)))
+    // With the database away every instance fails /readyz, so HAProxy has no server to offer and says 503 itself.
+    row('the balancer failed requests only while an instance was killed or the database away', log.calls.length, log.calls
+      .filter(call => call.source !== 'latchkey' && ![...kills, ...databaseFaults].some(fault => within(call.at, fault, windows.recoveryMs)))
       .map(call => `${call.op} got ${call.source === 'network' ? 'no answer' : `${call.status} from the balancer`} at ${call.at} ms`)),
     row('rate-limit counters are shared', log.rateLimit === undefined ? 0 : log.rateLimit.statuses.length, log.rateLimit === undefined
       ? ['no rate-limit probe ran']
@@ -147,11 +148,20 @@ export function checkInvariants (log: FleetLog, windows: Windows = DEFAULT_WINDO
   ]
 }
 
-/** For each fault, from its start to the last 503 latchkey answered inside its window (0 when none). */
-export function unavailableSeconds (log: FleetLog, windows: Windows = DEFAULT_WINDOWS): Array<{ kind: FaultKind, at: number, seconds503: number }> {
+/**
+ * For each fault, from its start to the last unavailable answer (503 from latchkey or HAProxy, 502,
+ * 504, no answer) it explains: each such answer is put down to the latest fault begun before it.
+ */
+export function unavailableSeconds (log: FleetLog): Array<{ kind: FaultKind, at: number, seconds503: number }> {
+  const faults = [...log.faults].sort((a, b) => a.at - b.at)
+  const last = new Map<Fault, number>()
+  for (const call of log.calls) {
+    if (call.status !== 0 && call.status < 502) continue
+    const cause = faults.filter(fault => fault.at <= call.at).at(-1)
+    if (cause !== undefined) last.set(cause, Math.max(last.get(cause) ?? 0, call.end))
+  }
   return log.faults.map(fault => {
-    const answers = log.calls.filter(call => call.source === 'latchkey' && call.status === 503 && within(call.at, fault, windows.recoveryMs))
-    const last = Math.max(fault.at, ...answers.map(call => call.end))
-    return { kind: fault.kind, at: fault.at, seconds503: answers.length === 0 ? 0 : Math.round((last - fault.at) / 100) / 10 }
+    const end = last.get(fault)
+    return { kind: fault.kind, at: fault.at, seconds503: end === undefined ? 0 : Math.round((end - fault.at) / 100) / 10 }
   })
 }
