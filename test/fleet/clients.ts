@@ -1,6 +1,7 @@
 // Simulated clients of the fleet: honest users who retry what a fault interrupted,
 // and attackers who replay rotated refresh tokens and forge access tokens.
 import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
 import { craftToken, freshKey, validClaims } from '../tokens.js'
 import { HONEST_PREFIX, ATTACKER_PREFIX } from './db-facts.js'
 import type { CallRecord, Outcome, RevokedKeyProbe } from './invariants.js'
@@ -207,4 +208,23 @@ export async function forgeAttack (recorder: Recorder, targets: Targets, issuer:
     }
     await sleep(1_000)
   }
+}
+
+/**
+ * A login whose headers and half its body reach the instance now; `finish` sends the rest.
+ * Resolves with the status the instance answered, or 0 when the connection ended without one.
+ */
+export function halfSentLogin (port: number, index: number): { sent: Promise<void>, finish: () => void, status: Promise<number> } {
+  const body = JSON.stringify({ email: `in-flight-${index}@fleet.test`, password: 'whatever it is' })
+  const socket = connect(port, '127.0.0.1')
+  let received = ''
+  const status = new Promise<number>(resolve => {
+    socket.on('data', chunk => { received += chunk.toString() })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0)))
+  })
+  const sent = new Promise<void>(resolve => socket.once('connect', () => {
+    socket.write(`POST /auth/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-forwarded-for: 10.5.0.${index}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body.slice(0, 10)}`, () => resolve())
+  }))
+  return { sent, finish: () => socket.end(body.slice(10)), status }
 }

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { startDedicatedPostgres } from '../dedicated-postgres.js'
 import { freePorts } from '../ports.js'
-import { startStallProxy } from '../stall-proxy.js'
-import { HonestClient, Recorder, forgeAttack, replayAttack, request, type Targets } from './clients.js'
+import { stallProxyFor } from '../stall-proxy.js'
+import { HonestClient, Recorder, forgeAttack, halfSentLogin, replayAttack, request, type Targets } from './clients.js'
 import { Instance, RedisServer, keysCommand, sleep, startBalancer, startVerifier, until200, type Proc } from './cluster.js'
 import { readDbFacts } from './db-facts.js'
 import { checkInvariants, unavailableSeconds, type Fault, type RateLimitProbe } from './invariants.js'
@@ -35,17 +35,15 @@ async function main (): Promise<boolean> {
   const [balancerPort, verifierPort, redisPort, ...instancePorts] = await freePorts(6)
   const postgres = await startDedicatedPostgres(scope)
   const postgresPort = Number(new URL(postgres.url).port)
-  const proxy = await startStallProxy({ host: '127.0.0.1', port: postgresPort })
+  const { proxy, url: viaProxy } = await stallProxyFor(postgres.url)
   teardowns.push(() => proxy.close())
-  const viaProxy = new URL(postgres.url)
-  viaProxy.port = String(proxy.port)
   const redis = new RedisServer(redisPort!, mkdtempSync(join(tmpdir(), 'latchkey-redis-')))
   await redis.start()
   teardowns.push(() => redis.stop())
 
   const issuer = `http://127.0.0.1:${balancerPort}`
   const env = {
-    DATABASE_URL: viaProxy.toString(),
+    DATABASE_URL: viaProxy,
     DATABASE_POOL_SIZE: '5',
     REDIS_URL: redis.url,
     ISSUER: issuer,
@@ -97,13 +95,13 @@ async function main (): Promise<boolean> {
   const schedule = async () => {
     await at(0.05)
     // One address, round robin over three instances: limited as if there were one (shared counters in Redis).
-    const statuses: number[] = []
+    const guesses: number[] = []
     for (let attempt = 0; attempt < LOGIN_LIMIT + 4; attempt++) {
       const answer = await request(recorder, issuer, { actor: 'attacker', client: 'attacker-guesser' }, 'password guess', { method: 'POST', path: '/auth/login', json: { email: `nobody-${attempt}@fleet.test`, password: 'guess' }, address: '10.4.0.1' })
-      statuses.push(answer.status)
+      guesses.push(answer.status)
     }
-    rateLimit = { limit: LOGIN_LIMIT, statuses }
-    log(`rate-limit probe: ${statuses.filter(status => status !== 429).length} of ${statuses.length} attempts passed a limit of ${LOGIN_LIMIT}`)
+    rateLimit = { limit: LOGIN_LIMIT, statuses: guesses }
+    log(`rate-limit probe: ${guesses.filter(status => status !== 429).length} of ${guesses.length} attempts passed a limit of ${LOGIN_LIMIT}`)
 
     await at(0.1)
     let start = recorder.now()
@@ -128,17 +126,22 @@ async function main (): Promise<boolean> {
     log(`Postgres restarted; instances ready again after ${faults.at(-1)!.recoveryMs!.join(', ')} ms`)
 
     await at(0.4)
-    // Slow requests (argon2) sent straight to the instance, then the signal while they run.
+    // Requests surely in flight: their headers and half their bodies reached the instance before the signal.
     const victim = instances[1]!
-    const inFlight = Array.from({ length: 4 }, (_, index) => request(recorder, victim.url, { actor: 'honest', client: 'in-flight' }, 'login at SIGTERM', { method: 'POST', path: '/auth/login', json: { email: `in-flight-${index}@fleet.test`, password: 'whatever it is' }, address: `10.5.0.${index + 1}` }))
-    await sleep(20)
+    const inFlight = Array.from({ length: 4 }, (_, index) => halfSentLogin(victim.port, index + 1))
+    await Promise.all(inFlight.map(login => login.sent))
+    await sleep(300)
     start = recorder.now()
-    await victim.signal('SIGTERM')
-    const answers = await Promise.all(inFlight)
+    const exited = victim.signal('SIGTERM')
+    await sleep(50)
+    for (const login of inFlight) login.finish()
+    const statuses = await Promise.all(inFlight.map(login => login.status))
+    await exited
     const until = recorder.now()
     await victim.start()
-    faults.push({ kind: 'sigterm', at: start, until, inFlight: { sent: answers.length, answered: answers.filter(answer => answer.status > 0 && answer.status < 500).length } })
-    log(`SIGTERM latchkey2: ${faults.at(-1)!.inFlight!.answered} of ${answers.length} in-flight requests answered; restarted`)
+    // Unknown accounts: each is answered 401 once its password hash is compared (README, "Under attack").
+    faults.push({ kind: 'sigterm', at: start, until, inFlight: { sent: statuses.length, answered: statuses.filter(status => status === 401).length } })
+    log(`SIGTERM latchkey2: in-flight logins answered ${statuses.join(', ')}; restarted`)
 
     await at(0.5)
     start = recorder.now()
