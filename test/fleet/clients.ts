@@ -226,5 +226,6 @@ export function halfSentLogin (port: number, index: number): { sent: Promise<voi
   const sent = new Promise<void>(resolve => socket.once('connect', () => {
     socket.write(`POST /auth/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-forwarded-for: 10.5.0.${index}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body.slice(0, 10)}`, () => resolve())
   }))
-  return { sent, finish: () => socket.end(body.slice(10)), status }
+  // Not end(): a client's FIN makes Node's HTTP server abort the request it is reading.
+  return { sent, finish: () => socket.write(body.slice(10)), status }
 }

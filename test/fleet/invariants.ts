@@ -90,7 +90,8 @@ export interface InvariantRow {
 
 const DATABASE_FAULTS: ReadonlySet<FaultKind> = new Set(['postgres-restart', 'postgres-stall'])
 
-const within = (at: number, fault: Fault, slackMs: number) => at >= fault.at && at <= fault.until + slackMs
+/** A request that was under way when the fault began, or began before its window closed. */
+const overlaps = (call: CallRecord, fault: Fault, slackMs: number) => call.at <= fault.until + slackMs && call.end >= fault.at
 
 function row (invariant: string, checked: number, violations: string[]): InvariantRow {
   return { invariant, ok: violations.length === 0, checked, violations: violations.slice(0, 20) }
@@ -125,7 +126,7 @@ export function checkInvariants (log: FleetLog, windows: Windows = DEFAULT_WINDO
     row('no 500', latchkey.length, latchkey.filter(call => call.status >= 500 && call.status !== 503)
       .map(call => `${call.op} answered ${call.status} at ${call.at} ms`)),
     row('503s only during a database outage', latchkey.length, latchkey
-      .filter(call => call.status === 503 && !databaseFaults.some(fault => within(call.at, fault, windows.recoveryMs) || within(call.end, fault, windows.recoveryMs)))
+      .filter(call => call.status === 503 && !databaseFaults.some(fault => overlaps(call, fault, windows.recoveryMs)))
       .map(call => `${call.op} answered 503 (${call.code ?? ''}) at ${call.at} ms, outside any database outage`)),
     row('every instance ready within 5 s of the database returning', databaseFaults.length, [
       ...databaseFaults.filter(fault => fault.recoveryMs === undefined || fault.recoveryMs.length === 0).map(fault => `${fault.kind} at ${fault.at} ms: recovery not measured`),
@@ -133,7 +134,7 @@ export function checkInvariants (log: FleetLog, windows: Windows = DEFAULT_WINDO
     ]),
     // With the database away every instance fails /readyz, so HAProxy has no server to offer and says 503 itself.
     row('the balancer failed requests only while an instance was killed or the database away', log.calls.length, log.calls
-      .filter(call => call.source !== 'latchkey' && ![...kills, ...databaseFaults].some(fault => within(call.at, fault, windows.recoveryMs)))
+      .filter(call => call.source !== 'latchkey' && ![...kills, ...databaseFaults].some(fault => overlaps(call, fault, windows.recoveryMs)))
       .map(call => `${call.op} got ${call.source === 'network' ? 'no answer' : `${call.status} from the balancer`} at ${call.at} ms`)),
     row('rate-limit counters are shared', log.rateLimit === undefined ? 0 : log.rateLimit.statuses.length, log.rateLimit === undefined
       ? ['no rate-limit probe ran']
