@@ -5,8 +5,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { Test } from 'tap'
-import { freePort } from './process.js'
+import { freePort } from './ports.js'
 
 const run = promisify(execFile)
 
@@ -48,7 +47,7 @@ export interface DedicatedPostgres {
 }
 
 /** initdb into a temporary directory and start it (README, Development: it needs the server binaries and `runuser`); stopped and removed when `t` ends. */
-export async function startDedicatedPostgres (t: Test): Promise<DedicatedPostgres> {
+export async function startDedicatedPostgres (t: { teardown(fn: () => unknown): void }): Promise<DedicatedPostgres> {
   const bin = postgresBin()
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-pg-'))
   const { uid, gid } = postgresIds()

@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -151,20 +149,7 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
   return { app, database, config }
 }
 
-/** `count` distinct ports nobody listens on (held together while chosen, so never the same twice). */
-export async function freePorts (count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer().listen(0, '127.0.0.1'))
-  await Promise.all(servers.map(server => once(server, 'listening')))
-  const ports = servers.map(server => (server.address() as { port: number }).port)
-  await Promise.all(servers.map(server => new Promise(resolve => server.close(resolve))))
-  return ports
-}
-
-/** A port nothing listens on right now, for a process or issuer that must know its URL before it starts. */
-export async function freePort (): Promise<number> {
-  const [port] = await freePorts(1)
-  return port!
-}
+export { freePort, freePorts } from './ports.js'
 
 let emailCounter = 0
 /** An email no other test in this file uses. */

@@ -98,3 +98,12 @@ export async function startStallProxy (target: { host: string, port: number }): 
     }
   }
 }
+
+/** A stall proxy in front of the Postgres at `url`, and the connection string that goes through it. */
+export async function stallProxyFor (url: string): Promise<{ proxy: StallProxy, url: string }> {
+  const target = new URL(url)
+  const proxy = await startStallProxy({ host: target.hostname, port: Number(target.port) })
+  const through = new URL(url)
+  through.port = String(proxy.port)
+  return { proxy, url: through.toString() }
+}

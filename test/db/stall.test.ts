@@ -5,7 +5,7 @@ import { buildApp } from '../../src/app.js'
 import { hashOpaqueToken } from '../../src/lib/opaque-token.js'
 import { ManualClock, PASSWORD, testConfig, testSigningKey, uniqueEmail } from '../helper.js'
 import { startDedicatedPostgres } from '../dedicated-postgres.js'
-import { startStallProxy } from '../stall-proxy.js'
+import { stallProxyFor } from '../stall-proxy.js'
 
 async function post (base: string, path: string, json: unknown) {
   const response = await fetch(`${base}${path}`, {
@@ -19,13 +19,11 @@ async function post (base: string, path: string, json: unknown) {
 
 t.test('a rotation sent into a stalled network and answered 503 never commits later: the retry after the grace window rotates', async t => {
   const postgres = await startDedicatedPostgres(t)
-  const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(new URL(postgres.url).port) })
+  const { proxy, url: viaProxy } = await stallProxyFor(postgres.url)
   t.teardown(() => proxy.close())
-  const viaProxy = new URL(postgres.url)
-  viaProxy.port = String(proxy.port)
   const clock = new ManualClock(Date.now())
   const app = await buildApp({
-    config: testConfig({ DATABASE_URL: viaProxy.toString(), DATABASE_POOL_SIZE: '2', DATABASE_STATEMENT_TIMEOUT_MS: '500', REFRESH_GRACE_SECONDS: '10' }),
+    config: testConfig({ DATABASE_URL: viaProxy, DATABASE_POOL_SIZE: '2', DATABASE_STATEMENT_TIMEOUT_MS: '500', REFRESH_GRACE_SECONDS: '10' }),
     clock,
     signingKeys: [testSigningKey()],
     pruneIntervalSeconds: 0

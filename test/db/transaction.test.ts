@@ -5,16 +5,14 @@ import { openDatabase } from '../../src/db/index.js'
 import { createUsers } from '../../src/users/users.js'
 import { ManualClock, PASSWORD, testDataDir, uniqueEmail } from '../helper.js'
 import { startDedicatedPostgres } from '../dedicated-postgres.js'
-import { startStallProxy } from '../stall-proxy.js'
+import { stallProxyFor } from '../stall-proxy.js'
 
 t.test('a transaction whose BEGIN fails gives its connection back: the pool leaks nothing and serves the next one', async t => {
   const postgres = await startDedicatedPostgres(t)
-  const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(new URL(postgres.url).port) })
+  const { proxy, url: viaProxy } = await stallProxyFor(postgres.url)
   t.teardown(() => proxy.close())
-  const viaProxy = new URL(postgres.url)
-  viaProxy.port = String(proxy.port)
   // One connection: a leaked one would starve every later query.
-  const database = await openDatabase({ url: viaProxy.toString(), dataDir: testDataDir(), pool: { poolSize: 1, connectTimeoutMs: 500, statementTimeoutMs: 300 } })
+  const database = await openDatabase({ url: viaProxy, dataDir: testDataDir(), pool: { poolSize: 1, connectTimeoutMs: 500, statementTimeoutMs: 300 } })
   t.teardown(() => database.close())
   await database.migrate()
   const users = createUsers(database, new ManualClock(Date.now()))
@@ -26,6 +24,7 @@ t.test('a transaction whose BEGIN fails gives its connection back: the pool leak
   await t.rejects(users.disable(user.id), { cause: { message: 'Query read timeout' } })
   t.same(database.poolStats(), { max: 1, total: 0, idle: 0, waiting: 0 }, 'the connection was discarded, not kept checked out')
   await proxy.resume()
+  t.equal(proxy.dropped(), 1, 'the connection was reset: the stalled BEGIN never reached the server')
 
   await users.disable(user.id)
   t.same(database.poolStats(), { max: 1, total: 1, idle: 1, waiting: 0 }, 'the next transaction ran and gave its connection back')
