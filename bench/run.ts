@@ -8,6 +8,7 @@
 // bench/results/latest.json.
 //   npm run bench                 the full run (5 rounds of 5 s; targets judged)
 //   npm run bench -- --quick      a few seconds per scenario, no targets: that it all still runs (CI)
+//   BENCH_GROUPS=fresh,refresh npm run bench   only those groups (hot, fresh, login, refresh, other)
 //   npm run bench -- --profile    one round per service scenario under a sampling CPU profiler:
 //                                 the top areas and frames, written to bench/results/profile-*.txt
 // Real Postgres when DATABASE_URL is set (better-auth's rows need it), the embedded database otherwise.
@@ -33,6 +34,9 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 1 : 5))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK || PROFILE ? 1 : 5))
 const FRESH_TOKENS = QUICK ? 5_000 : 20_000
+const ALL_GROUPS = ['hot', 'fresh', 'login', 'refresh', 'other']
+/** BENCH_GROUPS=fresh,refresh: only these groups of scenarios (while working on one path); the table is then partial. */
+const GROUPS = new Set(process.env.BENCH_GROUPS?.split(',') ?? ALL_GROUPS)
 const SEED_BATCH = 1_000
 const PASSWORD = 'correct horse battery staple'
 const SECRET = randomBytes(32).toString('base64url')
@@ -199,7 +203,7 @@ const summaries = new Map<string, Summary>()
 function record (scenario: string, side: Row['side'], configuration: string, summary: Summary, comparison?: [latchkey: string, other: string]): void {
   summaries.set(scenario, summary)
   const row: Row = { scenario, side, configuration, summary }
-  if (comparison !== undefined) {
+  if (comparison !== undefined && comparison.every(name => summaries.has(name))) {
     const [mine, other] = comparison.map(name => summaries.get(name)!)
     row.comparedWith = comparison[side === 'latchkey' ? 1 : 0]
     row.cpuRatio = Math.round(100 * mine!.cpu / other!.cpu) / 100
@@ -281,6 +285,7 @@ try {
   const fastifyJwt = await start('./peers/protected-route.js', { PEER: 'fastify-jwt' })
   const fastifyJwtCache = await start('./peers/protected-route.js', { PEER: 'fastify-jwt-cache' })
   const verifierPlugin = await start('./peers/protected-route.js', { PEER: 'latchkey-verifier' })
+  const getJwks = await start('./peers/protected-route.js', { PEER: 'fastify-jwt-get-jwks' })
   const betterAuth = peerDatabase === undefined
     ? undefined
     : await start<{ cookie: string, cachedCookie: string, email: string }>('./peers/better-auth.js', { PEER_DATABASE_URL: peerDatabase.url, PEER_SECRET: SECRET, PEER_PASSWORD: PASSWORD })
@@ -319,6 +324,9 @@ try {
       await fetch(`${base}/bench/profile/start`, { method: 'POST' })
       await runRound(name, scenario)
       const profile = await (await fetch(`${base}/bench/profile/stop`, { method: 'POST' })).json() as CpuProfile
+      const file = name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()
+      // The whole profile too, for Chrome DevTools or speedscope.
+      writeFileSync(join(resultsDir, `profile-${file}.cpuprofile`), JSON.stringify(profile))
       const { samples, areas, frames } = summarize(profile)
       const text = [
         `${name}: ${samples} samples (250 µs), self time, idle left out`,
@@ -327,121 +335,136 @@ try {
         ...frames.map(frame => `    ${String(frame.percent).padStart(5)}%  ${frame.name}`)
       ].join('\n')
       console.log(`\n${text}`)
-      writeFileSync(join(resultsDir, `profile-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.txt`), `${text}\n`)
+      writeFileSync(join(resultsDir, `profile-${file}.txt`), `${text}\n`)
     }
   } else {
     const fjwt = `@fastify/jwt ${versionOf('@fastify/jwt')} (fast-jwt ${versionOf('fast-jwt')}), ES256`
     const ba = `better-auth ${versionOf('better-auth')}, pg pool of 10`
 
-    // 1. One hot token: the service's bare route and requireUser, each peer's protected route.
-    const hotRuns = await measure({
-      bare: hot(service, '/bench/bare'),
-      hot: hot(service, '/bench/protected'),
-      peerBare: hot(fastifyJwt, '/bare'),
-      fastifyJwtCache: hot(fastifyJwtCache, '/protected'),
-      fastifyJwt: hot(fastifyJwt, '/protected'),
-      verifierPlugin: hot(verifierPlugin, '/protected'),
-      ...(betterAuth !== undefined && {
-        // better-auth reads its session from cookies, not a bearer token.
-        betterAuthCached: { server: betterAuth, url: `${betterAuth.base}/session-cached`, headers: { cookie: betterAuth.hello.cachedCookie } },
-        betterAuth: { server: betterAuth, url: `${betterAuth.base}/session`, headers: { cookie: betterAuth.hello.cookie } }
+    if (GROUPS.has('hot')) {
+      // 1. One hot token: the service's bare route and requireUser, each peer's protected route.
+      const hotRuns = await measure({
+        bare: hot(service, '/bench/bare'),
+        hot: hot(service, '/bench/protected'),
+        peerBare: hot(fastifyJwt, '/bare'),
+        fastifyJwtCache: hot(fastifyJwtCache, '/protected'),
+        fastifyJwt: hot(fastifyJwt, '/protected'),
+        verifierPlugin: hot(verifierPlugin, '/protected'),
+        ...(betterAuth !== undefined && {
+          // better-auth reads its session from cookies, not a bearer token.
+          betterAuthCached: { server: betterAuth, url: `${betterAuth.base}/session-cached`, headers: { cookie: betterAuth.hello.cachedCookie } },
+          betterAuth: { server: betterAuth, url: `${betterAuth.base}/session`, headers: { cookie: betterAuth.hello.cookie } }
+        })
       })
-    })
-    record('bare route, the service (ceiling)', 'ceiling', 'the same process and hooks as requireUser', hotRuns.bare!)
-    record('requireUser, one hot token', 'latchkey', 'the service (metrics, security headers, logger)', hotRuns.hot!, ['requireUser, one hot token', 'bare route, the service (ceiling)'])
-    record('bare route, a bare Fastify process', 'ceiling', `fastify ${versionOf('fastify')}, pino at warn`, hotRuns.peerBare!)
-    record('@fastify/jwt, verify: { cache: true }, hot token', 'peer', `${fjwt}, iss and aud checked`, hotRuns.fastifyJwtCache!, ['requireUser, one hot token', '@fastify/jwt, verify: { cache: true }, hot token'])
-    record('@fastify/jwt, default options, hot token', 'peer', `${fjwt}, iss and aud checked`, hotRuns.fastifyJwt!, ['requireUser, one hot token', '@fastify/jwt, default options, hot token'])
-    record('latchkey verifier plugin, hot token', 'latchkey', 'a bare Fastify process, as the @fastify/jwt rows', hotRuns.verifierPlugin!, ['latchkey verifier plugin, hot token', '@fastify/jwt, verify: { cache: true }, hot token'])
-    if (betterAuth !== undefined) {
-      record('better-auth getSession, cookie cache', 'peer', `${ba}, cookieCache maxAge 3600 s`, hotRuns.betterAuthCached!, ['requireUser, one hot token', 'better-auth getSession, cookie cache'])
-      record('better-auth getSession (database)', 'peer', ba, hotRuns.betterAuth!, ['requireUser, one hot token', 'better-auth getSession (database)'])
-    }
-    const hotCpu = hotRuns.hot!.cpu
-    target('hot token: CPU/request ≤ 1.10 × the bare route', hotCpu <= 1.10 * hotRuns.bare!.cpu, `${(hotCpu / hotRuns.bare!.cpu).toFixed(2)} ×`)
-    target('hot token: CPU/request ≤ @fastify/jwt with cache', hotCpu <= hotRuns.fastifyJwtCache!.cpu, `${hotCpu.toFixed(0)} vs ${hotRuns.fastifyJwtCache!.cpu.toFixed(0)} µs`)
-
-    // 2. Fresh tokens: a new token each request, against the bare verifier and @fastify/jwt.
-    const freshRuns = await measure({
-      fresh: freshTokens(service, '/bench/protected'),
-      reference: freshTokens(reference, '/'),
-      fastifyJwt: freshTokens(fastifyJwt, '/protected'),
-      verifierPlugin: freshTokens(verifierPlugin, '/protected')
-    })
-    record('reference: node:http, split and verify, fresh token', 'ceiling', `fast-jwt ${versionOf('fast-jwt')} verifier built once, no claim checks`, freshRuns.reference!)
-    record(`requireUser, fresh token (${config.jwtAlg})`, 'latchkey', 'the service', freshRuns.fresh!, [`requireUser, fresh token (${config.jwtAlg})`, 'reference: node:http, split and verify, fresh token'])
-    record('@fastify/jwt, default options, fresh token', 'peer', `${fjwt}, iss and aud checked`, freshRuns.fastifyJwt!, [`requireUser, fresh token (${config.jwtAlg})`, '@fastify/jwt, default options, fresh token'])
-    record('latchkey verifier plugin, fresh token', 'latchkey', 'a bare Fastify process', freshRuns.verifierPlugin!, ['latchkey verifier plugin, fresh token', '@fastify/jwt, default options, fresh token'])
-    const freshCpu = freshRuns.fresh!.cpu
-    target('fresh token: CPU/request ≤ 1.15 × the reference', freshCpu <= 1.15 * freshRuns.reference!.cpu, `${(freshCpu / freshRuns.reference!.cpu).toFixed(2)} ×`)
-    target('fresh token: CPU/request ≤ @fastify/jwt (default options)', freshCpu <= freshRuns.fastifyJwt!.cpu, `${freshCpu.toFixed(0)} vs ${freshRuns.fastifyJwt!.cpu.toFixed(0)} µs`)
-
-    // 3. Login at 20 and 50 connections against raw argon2 verifies (as many in flight as pool threads).
-    const loginRuns = await measure({
-      login20: login(20),
-      login50: login(50),
-      argon2: {
-        custom: async seconds => {
-          const before = argon2.cpuUs()
-          const { requests } = await argon2.ask({ seconds })
-          return { requests, cpuUs: argon2.cpuUs() - before }
-        }
-      },
-      ...(betterAuth !== undefined && { betterAuthSignIn: { server: betterAuth, url: `${betterAuth.base}/sign-in`, ...json({ email: betterAuth.hello.email, password: PASSWORD }) } })
-    })
-    record(`raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`, 'ceiling', `m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}, a process of its own`, loginRuns.argon2!)
-    record('login, 20 connections', 'latchkey', 'POST /auth/login', loginRuns.login20!, ['login, 20 connections', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
-    record('login, 50 connections', 'latchkey', 'POST /auth/login', loginRuns.login50!, ['login, 50 connections', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
-    if (betterAuth !== undefined) record('better-auth email sign-in', 'peer', `${ba}, scrypt`, loginRuns.betterAuthSignIn!, ['login, 50 connections', 'better-auth email sign-in'])
-    for (const [connections, run] of [[20, loginRuns.login20!], [50, loginRuns.login50!]] as const) {
-      target(`login at ${connections} connections: req/s ≥ 0.90 × raw argon2`, run.rps >= 0.9 * loginRuns.argon2!.rps, `${(run.rps / loginRuns.argon2!.rps).toFixed(2)} ×`)
-    }
-
-    // 4. Refresh against the raw rotation: the same statement, HMAC and hashing, in this process, on the same database.
-    const database = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl === undefined ? 'memory://' : dataDir })
-    await database.migrate()
-    const raw = createSessions(database, systemClock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: 10, successorKey: randomBytes(32) }, { warn: () => {} })
-    const [rawUser] = await database.query<{ id: string }>({ name: 'bench_user', text: 'insert into users (email, email_key, password_hash, created_at, updated_at) values ($1, $1, \'x\', now(), now()) returning id' }, [`raw-${randomUUID()}@example.com`])
-    const rawChains = await Promise.all(Array.from({ length: CONNECTIONS }, async () => (await raw.start({ userId: rawUser!.id, clientId: 'bench' })).refreshToken))
-    const refreshRuns = await measure({
-      refresh,
-      rotation: {
-        custom: async seconds => {
-          const until = Date.now() + seconds * 1000
-          const before = process.cpuUsage()
-          let requests = 0
-          await Promise.all(rawChains.map(async (_, worker) => {
-            while (Date.now() < until) { rawChains[worker] = (await raw.refresh(rawChains[worker]!)).refreshToken; requests += 1 }
-          }))
-          const used = process.cpuUsage(before)
-          return { requests, cpuUs: used.user + used.system }
-        }
+      record('bare route, the service (ceiling)', 'ceiling', 'the same process and hooks as requireUser', hotRuns.bare!)
+      record('requireUser, one hot token', 'latchkey', 'the service (metrics, security headers, logger)', hotRuns.hot!, ['requireUser, one hot token', 'bare route, the service (ceiling)'])
+      record('bare route, a bare Fastify process', 'ceiling', `fastify ${versionOf('fastify')}, pino at warn`, hotRuns.peerBare!)
+      record('@fastify/jwt, verify: { cache: true }, hot token', 'peer', `${fjwt}, iss and aud checked`, hotRuns.fastifyJwtCache!, ['requireUser, one hot token', '@fastify/jwt, verify: { cache: true }, hot token'])
+      record('@fastify/jwt, default options, hot token', 'peer', `${fjwt}, iss and aud checked`, hotRuns.fastifyJwt!, ['requireUser, one hot token', '@fastify/jwt, default options, hot token'])
+      record('latchkey verifier plugin, hot token', 'latchkey', 'a bare Fastify process, as the @fastify/jwt rows', hotRuns.verifierPlugin!, ['latchkey verifier plugin, hot token', '@fastify/jwt, verify: { cache: true }, hot token'])
+      record('@fastify/jwt + get-jwks, hot token', 'peer', `examples/downstream-service/fastify-jwt.ts, get-jwks ${versionOf('get-jwks')}`, hotRuns.getJwks!, ['latchkey verifier plugin, hot token', '@fastify/jwt + get-jwks, hot token'])
+      if (betterAuth !== undefined) {
+        record('better-auth getSession, cookie cache', 'peer', `${ba}, cookieCache maxAge 3600 s`, hotRuns.betterAuthCached!, ['requireUser, one hot token', 'better-auth getSession, cookie cache'])
+        record('better-auth getSession (database)', 'peer', ba, hotRuns.betterAuth!, ['requireUser, one hot token', 'better-auth getSession (database)'])
       }
-    })
-    await database.close()
-    record(`raw rotation, ${CONNECTIONS} in flight`, 'ceiling', 'sessions.refresh() in the load generator\'s process, same database', refreshRuns.rotation!)
-    record('refresh (rotation)', 'latchkey', 'POST /auth/refresh', refreshRuns.refresh!, ['refresh (rotation)', `raw rotation, ${CONNECTIONS} in flight`])
-    const refreshRun = refreshRuns.refresh!
-    target('refresh: req/s ≥ 0.5 × the raw rotation', refreshRun.rps >= 0.5 * refreshRuns.rotation!.rps, `${(refreshRun.rps / refreshRuns.rotation!.rps).toFixed(2)} ×`)
-    target(`refresh: p99 ≤ 50 ms at ${CONNECTIONS} connections`, refreshRun.p99 <= 50, `${refreshRun.p99} ms`)
-    target('refresh: no 5xx', refreshRun.serverErrors === 0, `${refreshRun.serverErrors}`)
+      const hotCpu = hotRuns.hot!.cpu
+      target('hot token: CPU/request ≤ 1.10 × the bare route', hotCpu <= 1.10 * hotRuns.bare!.cpu, `${(hotCpu / hotRuns.bare!.cpu).toFixed(2)} ×`)
+      target('hot token: CPU/request ≤ @fastify/jwt with cache', hotCpu <= hotRuns.fastifyJwtCache!.cpu, `${hotCpu.toFixed(0)} vs ${hotRuns.fastifyJwtCache!.cpu.toFixed(0)} µs`)
+    }
 
-    // 5. The rest, for the record.
-    let r = 0
-    const otherRuns = await measure({
-      register: { server: service, url: base, requests: [{ method: 'POST', path: '/auth/register', headers: { 'content-type': 'application/json' }, setupRequest: request => ({ ...request, body: JSON.stringify({ email: `r${r++}-${randomUUID()}@example.com`, password: PASSWORD }) }) }] },
-      jwks: hot(service, '/.well-known/jwks.json')
-    })
-    record('register', 'latchkey', 'POST /auth/register (argon2id hash)', otherRuns.register!, ['register', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
-    record('JWKS', 'latchkey', 'GET /.well-known/jwks.json', otherRuns.jwks!, ['JWKS', 'bare route, the service (ceiling)'])
-    const logoutTokens = (await seed(5_000, 0)).refreshTokens
-    const logout = await measure({
-      logout: { server: service, url: base, amount: logoutTokens.length, requests: [{ method: 'POST', path: '/auth/logout', headers: { 'content-type': 'application/json' }, setupRequest: request => ({ ...request, body: JSON.stringify({ refresh_token: logoutTokens.pop() }) }) }] }
-    }, 1)
-    record('logout (one round of 5,000)', 'latchkey', 'POST /auth/logout', logout.logout!, ['logout (one round of 5,000)', 'bare route, the service (ceiling)'])
+    if (GROUPS.has('fresh')) {
+      // 2. Fresh tokens: a new token each request, against the bare verifier and @fastify/jwt.
+      const freshRuns = await measure({
+        fresh: freshTokens(service, '/bench/protected'),
+        reference: freshTokens(reference, '/'),
+        fastifyJwt: freshTokens(fastifyJwt, '/protected'),
+        verifierPlugin: freshTokens(verifierPlugin, '/protected'),
+        getJwks: freshTokens(getJwks, '/orders')
+      })
+      record('reference: node:http, split and verify, fresh token', 'ceiling', `fast-jwt ${versionOf('fast-jwt')} verifier built once, no claim checks`, freshRuns.reference!)
+      record(`requireUser, fresh token (${config.jwtAlg})`, 'latchkey', 'the service', freshRuns.fresh!, [`requireUser, fresh token (${config.jwtAlg})`, 'reference: node:http, split and verify, fresh token'])
+      record('@fastify/jwt, default options, fresh token', 'peer', `${fjwt}, iss and aud checked`, freshRuns.fastifyJwt!, [`requireUser, fresh token (${config.jwtAlg})`, '@fastify/jwt, default options, fresh token'])
+      record('latchkey verifier plugin, fresh token', 'latchkey', 'a bare Fastify process', freshRuns.verifierPlugin!, ['latchkey verifier plugin, fresh token', '@fastify/jwt, default options, fresh token'])
+      record('@fastify/jwt + get-jwks, fresh token', 'peer', `examples/downstream-service/fastify-jwt.ts, get-jwks ${versionOf('get-jwks')}`, freshRuns.getJwks!, ['latchkey verifier plugin, fresh token', '@fastify/jwt + get-jwks, fresh token'])
+      const freshCpu = freshRuns.fresh!.cpu
+      target('fresh token: CPU/request ≤ 1.15 × the reference', freshCpu <= 1.15 * freshRuns.reference!.cpu, `${(freshCpu / freshRuns.reference!.cpu).toFixed(2)} ×`)
+      target('fresh token: CPU/request ≤ @fastify/jwt (default options)', freshCpu <= freshRuns.fastifyJwt!.cpu, `${freshCpu.toFixed(0)} vs ${freshRuns.fastifyJwt!.cpu.toFixed(0)} µs`)
+    }
 
-    target('peak RSS of the service ≤ 150 MiB, login included', service.peakRssMiB() <= 150, `${service.peakRssMiB()} MiB`)
-    target('start to /readyz ≤ 1.5 s', service.readyMs <= 1500, `${service.readyMs} ms`)
+    if (GROUPS.has('login')) {
+      // 3. Login at 20 and 50 connections against raw argon2 verifies (as many in flight as pool threads).
+      const loginRuns = await measure({
+        login20: login(20),
+        login50: login(50),
+        argon2: {
+          custom: async seconds => {
+            const before = argon2.cpuUs()
+            const { requests } = await argon2.ask({ seconds })
+            return { requests, cpuUs: argon2.cpuUs() - before }
+          }
+        },
+        ...(betterAuth !== undefined && { betterAuthSignIn: { server: betterAuth, url: `${betterAuth.base}/sign-in`, ...json({ email: betterAuth.hello.email, password: PASSWORD }) } })
+      })
+      record(`raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`, 'ceiling', `m=${config.argon2.memoryKiB} t=${config.argon2.timeCost} p=${config.argon2.parallelism}, a process of its own`, loginRuns.argon2!)
+      record('login, 20 connections', 'latchkey', 'POST /auth/login', loginRuns.login20!, ['login, 20 connections', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
+      record('login, 50 connections', 'latchkey', 'POST /auth/login', loginRuns.login50!, ['login, 50 connections', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
+      if (betterAuth !== undefined) record('better-auth email sign-in', 'peer', `${ba}, scrypt`, loginRuns.betterAuthSignIn!, ['login, 50 connections', 'better-auth email sign-in'])
+      for (const [connections, run] of [[20, loginRuns.login20!], [50, loginRuns.login50!]] as const) {
+        target(`login at ${connections} connections: req/s ≥ 0.90 × raw argon2`, run.rps >= 0.9 * loginRuns.argon2!.rps, `${(run.rps / loginRuns.argon2!.rps).toFixed(2)} ×`)
+      }
+    }
+
+    if (GROUPS.has('refresh')) {
+      // 4. Refresh against the raw rotation: the same statement, HMAC and hashing, in this process, on the same database.
+      const database = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl === undefined ? 'memory://' : dataDir })
+      await database.migrate()
+      const raw = createSessions(database, systemClock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: 10, successorKey: randomBytes(32) }, { warn: () => {} })
+      const [rawUser] = await database.query<{ id: string }>({ name: 'bench_user', text: 'insert into users (email, email_key, password_hash, created_at, updated_at) values ($1, $1, \'x\', now(), now()) returning id' }, [`raw-${randomUUID()}@example.com`])
+      const rawChains = await Promise.all(Array.from({ length: CONNECTIONS }, async () => (await raw.start({ userId: rawUser!.id, clientId: 'bench' })).refreshToken))
+      const refreshRuns = await measure({
+        refresh,
+        rotation: {
+          custom: async seconds => {
+            const until = Date.now() + seconds * 1000
+            const before = process.cpuUsage()
+            let requests = 0
+            await Promise.all(rawChains.map(async (_, worker) => {
+              while (Date.now() < until) { rawChains[worker] = (await raw.refresh(rawChains[worker]!)).refreshToken; requests += 1 }
+            }))
+            const used = process.cpuUsage(before)
+            return { requests, cpuUs: used.user + used.system }
+          }
+        }
+      })
+      await database.close()
+      record(`raw rotation, ${CONNECTIONS} in flight`, 'ceiling', 'sessions.refresh() in the load generator\'s process, same database', refreshRuns.rotation!)
+      record('refresh (rotation)', 'latchkey', 'POST /auth/refresh', refreshRuns.refresh!, ['refresh (rotation)', `raw rotation, ${CONNECTIONS} in flight`])
+      const refreshRun = refreshRuns.refresh!
+      target('refresh: req/s ≥ 0.5 × the raw rotation', refreshRun.rps >= 0.5 * refreshRuns.rotation!.rps, `${(refreshRun.rps / refreshRuns.rotation!.rps).toFixed(2)} ×`)
+      target(`refresh: p99 ≤ 50 ms at ${CONNECTIONS} connections`, refreshRun.p99 <= 50, `${refreshRun.p99} ms`)
+      target('refresh: no 5xx', refreshRun.serverErrors === 0, `${refreshRun.serverErrors}`)
+    }
+
+    if (GROUPS.has('other')) {
+      // 5. The rest, for the record.
+      let r = 0
+      const otherRuns = await measure({
+        register: { server: service, url: base, requests: [{ method: 'POST', path: '/auth/register', headers: { 'content-type': 'application/json' }, setupRequest: request => ({ ...request, body: JSON.stringify({ email: `r${r++}-${randomUUID()}@example.com`, password: PASSWORD }) }) }] },
+        jwks: hot(service, '/.well-known/jwks.json')
+      })
+      record('register', 'latchkey', 'POST /auth/register (argon2id hash)', otherRuns.register!, ['register', `raw argon2id verify, ${env.UV_THREADPOOL_SIZE} in flight`])
+      record('JWKS', 'latchkey', 'GET /.well-known/jwks.json', otherRuns.jwks!, ['JWKS', 'bare route, the service (ceiling)'])
+      const logoutTokens = (await seed(5_000, 0)).refreshTokens
+      const logout = await measure({
+        logout: { server: service, url: base, amount: logoutTokens.length, requests: [{ method: 'POST', path: '/auth/logout', headers: { 'content-type': 'application/json' }, setupRequest: request => ({ ...request, body: JSON.stringify({ refresh_token: logoutTokens.pop() }) }) }] }
+      }, 1)
+      record('logout (one round of 5,000)', 'latchkey', 'POST /auth/logout', logout.logout!, ['logout (one round of 5,000)', 'bare route, the service (ceiling)'])
+    }
+
+    if (ALL_GROUPS.every(group => GROUPS.has(group))) {
+      target('peak RSS of the service ≤ 150 MiB, login included', service.peakRssMiB() <= 150, `${service.peakRssMiB()} MiB`)
+      target('start to /readyz ≤ 1.5 s', service.readyMs <= 1500, `${service.readyMs} ms`)
+    }
 
     const cpuAtEnd = cpuTimes()
     const summary = {
