@@ -8,10 +8,11 @@
 // the JWKS keeps verifying while get-jwks still holds it (its `ttl`, and as long again in its
 // stale cache, which answers whenever a refetch fails), and a token naming a kid it has not
 // cached costs one JWKS fetch, every time: put a rate limit in front of a public route.
+import { createPublicKey, type JsonWebKey } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
-import buildGetJwks from 'get-jwks'
+import buildGetJwks, { type JWK } from 'get-jwks'
 
 /** What latchkey signs into every access token (RFC 9068 §2.2). */
 export interface LatchkeyClaims {
@@ -40,12 +41,24 @@ export interface OrdersServiceOptions {
 export async function buildOrdersService ({ issuer, audience = issuer, algorithm = 'ES256', keyTtlMs = 300_000 }: OrdersServiceOptions) {
   const domain = issuer.replace(/\/+$/, '')
   const getJwks = buildGetJwks({ ttl: keyTtlMs, max: 10, issuersWhitelist: [domain], jwksPath: '/.well-known/jwks.json' })
+  // get-jwks's own getPublicKey converts the JWK with jwk-to-pem (elliptic-curve maths in
+  // JavaScript) on every request: about 10 ms of CPU each (README, Performance). Node converts
+  // it once per key here; @fastify/jwt then keeps one verifier per PEM.
+  const pems = new WeakMap<object, string>()
+  const pemOf = (jwk: JWK) => {
+    let pem = pems.get(jwk)
+    if (pem === undefined) {
+      pem = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string
+      pems.set(jwk, pem)
+    }
+    return pem
+  }
   const app = Fastify({ logger: { level: 'warn' } })
   await app.register(fastifyJwt, {
     decode: { complete: true },
     // The key named by the token's kid, from the configured issuer's JWKS (not from the token's iss).
-    secret: (_request: FastifyRequest, token: TokenOrHeader) =>
-      getJwks.getPublicKey({ kid: 'header' in token ? token.header.kid : undefined, alg: algorithm, domain }),
+    secret: async (_request: FastifyRequest, token: TokenOrHeader) =>
+      pemOf(await getJwks.getJwk({ kid: 'header' in token ? token.header.kid : undefined, alg: algorithm, domain })),
     verify: {
       algorithms: [algorithm],
       allowedIss: domain,
