@@ -1,6 +1,8 @@
 // The service as `npm start` runs it, plus the routes the benchmark needs:
-// a bare route (the ceiling), a route behind requireUser, and a seeding route.
+// a bare route (the ceiling), a route behind requireUser, a seeding route,
+// and, for `npm run bench -- --profile`, a sampling CPU profiler to start and stop.
 import { randomUUID } from 'node:crypto'
+import { Session } from 'node:inspector/promises'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/index.js'
 
@@ -21,5 +23,15 @@ app.post<{ Body: { userId: string, sessions: number, accessTokens: number } }>('
     app.latchkey.issueAccessToken({ userId, sessionId: randomUUID(), clientId: config.clientId }).token)
   return { refreshTokens, accessTokens: tokens }
 })
+
+const profiler = new Session()
+profiler.connect()
+app.post('/bench/profile/start', async () => {
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.setSamplingInterval', { interval: 250 })
+  await profiler.post('Profiler.start')
+  return { ok: true }
+})
+app.post('/bench/profile/stop', async () => (await profiler.post('Profiler.stop')).profile)
 
 await app.listen({ port: config.port, host: config.host })

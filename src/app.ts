@@ -6,7 +6,7 @@ import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey } from './plugin.js'
 import { apiDocsPlugin, drainConnectionsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
-import { LOG_REDACTION, type AuthMetrics } from './observability/index.js'
+import { LOG_REDACTION, lazyChildLogger, type AuthMetrics } from './observability/index.js'
 import type { MfaPolicy } from './mfa/index.js'
 import { metricsRoute } from './routes/index.js'
 
@@ -35,6 +35,8 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
   const { timeouts } = config
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, ...LOG_REDACTION },
+    // request.log is made when a request first logs, not for every request (observability/README.md).
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: config.bodyLimitBytes,
     // Against slow clients (slowloris): the headers, then the whole request, must arrive in time,
     // and Node checks every second rather than every 30.

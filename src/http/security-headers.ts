@@ -20,14 +20,17 @@ export interface SecurityHeaderOptions {
   hsts: boolean
 }
 
-/** onSend, and only where the route set nothing itself: a route serving a page sends its own CSP. */
+/**
+ * onSend, and only where the route set nothing itself: a route serving a page sends its own CSP.
+ * The list is made once; each response only checks and sets (a callback hook: no promise per request).
+ */
 export function securityHeaders ({ hsts }: SecurityHeaderOptions) {
-  const headers = hsts ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS
-  return async function setSecurityHeaders (_request: FastifyRequest, reply: FastifyReply, payload: unknown) {
-    for (const [name, value] of Object.entries(headers)) {
+  const headers = Object.entries(hsts ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS)
+  return function setSecurityHeaders (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) {
+    for (const [name, value] of headers) {
       if (!reply.hasHeader(name)) reply.header(name, value)
     }
-    return payload
+    done(null, payload)
   }
 }
 

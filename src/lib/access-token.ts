@@ -14,6 +14,13 @@ export const ACCESS_TOKEN_TYP = 'at+jwt'
  */
 export const VERIFIABLE_TOKEN_MAX_BYTES = 4096
 
+/**
+ * Header segments already checked, each with its key's verifier: every token a
+ * key signs carries the same header, so it is decoded and checked once, not per
+ * token. A few keys are published at a time; past this many, the map starts over.
+ */
+const CHECKED_HEADERS_MAX = 16
+
 /** Clock skew accepted between instances for `iat` and `nbf` (never for `exp`). */
 const LEEWAY_SECONDS = 30
 
@@ -155,6 +162,7 @@ type FastVerifier = (token: string) => AccessTokenClaims
 export class AccessTokenVerifier {
   readonly #verifiers = new Map<string, FastVerifier>()
   readonly #verified = new Map<string, AccessTokenClaims>()
+  readonly #checkedHeaders = new Map<string, FastVerifier>()
   readonly #cacheSize: number
 
   constructor (private readonly options: AccessTokenVerifierOptions, keys: Iterable<KeyForVerifying> = []) {
@@ -171,6 +179,7 @@ export class AccessTokenVerifier {
     this.#verifiers.clear()
     for (const [kid, verifier] of next) this.#verifiers.set(kid, verifier)
     this.#verified.clear()
+    this.#checkedHeaders.clear()
   }
 
   hasKey (kid: string): boolean {
@@ -201,6 +210,20 @@ export class AccessTokenVerifier {
 
   #verifyUncached (token: string): AccessTokenClaims {
     if (token.length > VERIFIABLE_TOKEN_MAX_BYTES) throw new AccessTokenError('malformed', 'token too large')
+    const verifier = this.#verifierFor(token)
+    try {
+      return verifier(token)
+    } catch (error) {
+      if (error instanceof TokenError) throw new AccessTokenError('invalid', error.message)
+      throw new AccessTokenError('invalid', 'token could not be verified')
+    }
+  }
+
+  /** The verifier of the key the token's header names, the header checked once per distinct header segment. */
+  #verifierFor (token: string): FastVerifier {
+    const segment = token.slice(0, Math.max(0, token.indexOf('.')))
+    const checked = this.#checkedHeaders.get(segment)
+    if (checked !== undefined) return checked
     const header = decodeHeader(token)
     if (header === undefined) throw new AccessTokenError('malformed', 'token malformed')
     // RFC 8725 §3.10 and §2.8: a key carried or pointed to by the token itself is never trusted.
@@ -209,12 +232,9 @@ export class AccessTokenVerifier {
     }
     const verifier = typeof header.kid === 'string' ? this.#verifiers.get(header.kid) : undefined
     if (verifier === undefined) throw new AccessTokenError('unknown_key', 'token signed by an unknown key')
-    try {
-      return verifier(token)
-    } catch (error) {
-      if (error instanceof TokenError) throw new AccessTokenError('invalid', error.message)
-      throw new AccessTokenError('invalid', 'token could not be verified')
-    }
+    if (this.#checkedHeaders.size >= CHECKED_HEADERS_MAX) this.#checkedHeaders.clear()
+    this.#checkedHeaders.set(segment, verifier)
+    return verifier
   }
 
   #build (key: KeyForVerifying): FastVerifier {

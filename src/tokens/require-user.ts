@@ -101,12 +101,13 @@ export function createRequireUser ({ verify, isLive, sessionData, realm = 'latch
   }
 
   async function authenticate (request: FastifyRequest, reply: FastifyReply, requirements: UserRequirements | undefined) {
+    // The header is read once; only a failure looks at it again, to say which failure it is.
     const authorization = request.headers.authorization
-    if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
-      return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': missing }))
-    }
-    const token = bearerToken(request)
+    const token = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1]
     if (token === undefined) {
+      if (authorization === undefined || !/^bearer(\s|$)/i.test(authorization)) {
+        return sendProblem(reply, errors.authenticationRequired('Send an access token as Authorization: Bearer <token>', { 'www-authenticate': missing }))
+      }
       return sendProblem(reply, errors.invalidToken('The Authorization header is malformed', { 'www-authenticate': invalid('The access token is malformed') }))
     }
     let claims: AccessTokenClaims

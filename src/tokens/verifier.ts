@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { AccessTokenVerifier, type AccessTokenClaims } from '../lib/access-token.js'
+import { AccessTokenError, AccessTokenVerifier, type AccessTokenClaims } from '../lib/access-token.js'
 import { systemClock, type Clock } from '../lib/clock.js'
 import { JwksClient, type JwksClientStats } from '../lib/jwks-client.js'
 import requireUser from './require-user.js'
@@ -57,11 +57,16 @@ export const latchkeyVerifier = fp<VerifierOptions>(async (app, options) => {
     adopt()
   }
 
+  // The header is read by the verifier; only a token naming a key not yet known costs another look (and a fetch, once per cooldown).
   async function verify (token: string): Promise<AccessTokenClaims> {
     if (jwks.stale()) await refresh(() => jwks.refreshIfStale())
-    const kid = AccessTokenVerifier.kidOf(token)
-    if (kid !== undefined && !verifier.hasKey(kid)) await refresh(() => jwks.refreshForUnknownKid())
-    return verifier.verify(token)
+    try {
+      return verifier.verify(token)
+    } catch (error) {
+      if (!(error instanceof AccessTokenError && error.reason === 'unknown_key' && AccessTokenVerifier.kidOf(token) !== undefined)) throw error
+      await refresh(() => jwks.refreshForUnknownKid())
+      return verifier.verify(token)
+    }
   }
 
   // Fetched at start when the issuer answers; a service that boots first keeps trying on requests.
