@@ -1,7 +1,8 @@
 // Runs dist/server.js as a real process (`npm test` builds it first).
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { testDataDir } from './helper.js'
 
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
@@ -43,5 +44,16 @@ export async function waitForReady (port: number, server: ServerProcess): Promis
       if (attempt > 1_200) throw error
       await new Promise(resolve => setTimeout(resolve, 50))
     }
+  }
+}
+
+/** A built script (dist/) run to its end with only PATH and `env`: its exit code and output. */
+export async function runNode (script: string, args: string[], env: Record<string, string>): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env } })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const failed = error as { code: number, stdout: string, stderr: string }
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
   }
 }
