@@ -477,7 +477,9 @@ try {
     }
 
     if (ALL_GROUPS.every(group => GROUPS.has(group))) {
-      target('peak RSS of the service ≤ 150 MiB, login included', service.peakRssMiB() <= 150, `${service.peakRssMiB()} MiB`)
+      // 150 MB, as the target says: 143 MiB.
+      const peakMB = Math.round(service.peakRssMiB() * 1.048576)
+      target('peak RSS of the service ≤ 150 MB, login included', peakMB <= 150, `${peakMB} MB (${service.peakRssMiB()} MiB)`)
       target('start to /readyz ≤ 1.5 s', service.readyMs <= 1500, `${service.readyMs} ms`)
     }
 
