@@ -34,6 +34,8 @@ export async function grantResponse (app: FastifyInstance, request: FastifyReque
     sessionId: grant.sessionId,
     clientId: grant.clientId,
     ...proofClaims(grant),
+    roles: grant.roles,
+    permissions: grant.permissions,
     ...await customClaimsOf(app, grant)
   })
   noStore(reply)

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database, Statement } from '../db/index.js'
+import { and, eq, gt, isNull } from 'drizzle-orm'
+import { sessions as sessionsTable, type Database, type Db, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
@@ -33,8 +34,14 @@ export interface SessionStart extends Partial<SessionProof> {
   ip?: string | undefined
 }
 
-/** What a refresh token buys: who, which session, how it was proven, and the token to present next time. */
-export interface SessionGrant extends Partial<SessionProof> {
+/** The roles a session's user holds and their permissions, read with the session itself (README, Roles and permissions). */
+export interface SessionAuthority {
+  roles: string[]
+  permissions: string[]
+}
+
+/** What a refresh token buys: who, which session, how it was proven, what the user may do, and the token to present next time. */
+export interface SessionGrant extends Partial<SessionProof>, Partial<SessionAuthority> {
   sessionId: string
   userId: string
   clientId: string
@@ -51,7 +58,7 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled' | 'revoked_by_admin'
 
 /** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
 export interface RefreshTokenInfo {
@@ -75,15 +82,35 @@ export interface Sessions {
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>
   /** Revokes every live session of the user but `keep`; answers how many. */
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
+  /**
+   * Revokes one live session of the user, or every one, in the caller's
+   * transaction (so an admin's revocation and its audit event commit
+   * together); answers the ids revoked.
+   */
+  revokeWithin(db: Db, userId: string, reason: RevokeReason, sessionId?: string): Promise<string[]>
   /** Records a new proof for one live session of this user (a step-up); false when no such session is live. */
   reprove(sessionId: string, userId: string, proof: SessionProof): Promise<boolean>
   list(userId: string): Promise<SessionView[]>
-  isLive(sessionId: string): Promise<boolean>
+  /** A live session's user's roles and permissions now; undefined when the session is not live. */
+  isLive(sessionId: string): Promise<SessionAuthority | undefined>
+  /** Forgets which sessions were seen live, so that the next `isLive` reads roles again (after a role changes). */
+  forgetLive(): void
   /** The live, unrotated refresh token's session; undefined for anything else. */
   inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
   /** Deletes sessions dead for longer than `retentionSeconds`, a bounded batch at a time. */
   prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
 }
+
+/**
+ * The user's roles and their permissions, as two columns of the statement
+ * that starts, rotates or checks a session: read in the same round trip, so a
+ * refresh costs no second query (README, Roles and permissions). `user_roles`
+ * belongs to roles/; this is its one reader outside it.
+ */
+const authorityOf = (userId: string) =>
+  `(select coalesce(array_agg(ur.role order by ur.role), '{}') from user_roles ur where ur.user_id = ${userId}) as roles,
+  (select coalesce(array_agg(distinct rp.permission order by rp.permission), '{}')
+    from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${userId}) as permissions`
 
 const statements = {
   start: {
@@ -95,7 +122,7 @@ const statements = {
     )
     insert into refresh_tokens (hash, session_id, created_at)
     select $8, id, $3 from session
-    returning session_id`
+    returning session_id, ${authorityOf('$1')}`
   },
   // One statement, so of any number of concurrent rotations of one token exactly
   // one sees rotated_at null: the row lock serialises them and the loser re-checks
@@ -116,11 +143,12 @@ const statements = {
       insert into refresh_tokens (hash, session_id, parent_hash, created_at)
       select $2, id, $1, $3 from live
     )
-    select id, user_id, client_id, idle_expires_at, amr, auth_time from live`
+    select l.id, l.user_id, l.client_id, l.idle_expires_at, l.amr, l.auth_time, ${authorityOf('l.user_id')} from live l`
   },
   explain: {
     name: 'latchkey_refresh_explain',
-    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time
+    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time,
+      ${authorityOf('s.user_id')}
     from refresh_tokens t join sessions s on s.id = t.session_id
     where t.hash = $1`
   },
@@ -164,7 +192,7 @@ const statements = {
   },
   isLive: {
     name: 'latchkey_session_is_live',
-    text: `select 1 from sessions
+    text: `select ${authorityOf('s.user_id')} from sessions s
     where id = $1 and revoked_at is null and idle_expires_at > $2 and absolute_expires_at > $2`
   },
   // SKIP LOCKED: several instances prune side by side without waiting on each other.
@@ -189,8 +217,8 @@ export function toView (row: ViewRow): SessionView {
 
 /** The proof columns of a session, null for sessions started before they existed. */
 interface ProofColumns { amr: string[] | null, auth_time: Date | null }
-interface RotatedRow extends ProofColumns { id: string, user_id: string, client_id: string, idle_expires_at: Date }
-interface MissedRow extends ProofColumns {
+interface RotatedRow extends ProofColumns, SessionAuthority { id: string, user_id: string, client_id: string, idle_expires_at: Date }
+interface MissedRow extends ProofColumns, SessionAuthority {
   rotated_at: Date | null
   id: string
   user_id: string
@@ -218,7 +246,7 @@ const LIVE_CACHE_MS = 1_000
 const LIVE_CACHE_MAX = 10_000
 
 export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog): Sessions {
-  const recentlyLive = new Map<string, number>()
+  const recentlyLive = new Map<string, { at: number, authority: SessionAuthority }>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
 
@@ -238,7 +266,9 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId: row.client_id,
         refreshToken: successorOf(token, settings.successorKey),
         refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
-        ...proofOf(row)
+        ...proofOf(row),
+        roles: row.roles,
+        permissions: row.permissions
       }
     }
     // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
@@ -254,7 +284,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       const absolute = now + settings.maxTtlSeconds * 1000
       const idle = Math.min(now + settings.idleTtlSeconds * 1000, absolute)
       const refreshToken = newOpaqueToken()
-      const [row] = await database.query<{ session_id: string }>(statements.start, [
+      const [row] = await database.query<{ session_id: string } & SessionAuthority>(statements.start, [
         userId, clientId, new Date(now), new Date(idle), new Date(absolute),
         userAgent?.slice(0, 512) ?? null, ip ?? null, hashOpaqueToken(refreshToken),
         amr === undefined ? null : JSON.stringify(amr), authTime === undefined ? null : new Date(authTime * 1000)
@@ -265,6 +295,8 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId,
         refreshToken,
         refreshExpiresIn: Math.floor((idle - now) / 1000),
+        roles: row!.roles,
+        permissions: row!.permissions,
         ...(amr !== undefined && { amr }),
         ...(authTime !== undefined && { authTime })
       }
@@ -285,7 +317,9 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId: row.client_id,
         refreshToken: successor,
         refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
-        ...proofOf(row)
+        ...proofOf(row),
+        roles: row.roles,
+        permissions: row.permissions
       }
     },
 
@@ -306,6 +340,21 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       return rows.length
     },
 
+    async revokeWithin (db, userId, reason, sessionId) {
+      if (sessionId !== undefined && !isUuid(sessionId)) return []
+      const now = new Date(clock.now())
+      const rows = await db.update(sessionsTable).set({ revokedAt: now, revokedReason: reason })
+        .where(and(
+          eq(sessionsTable.userId, userId),
+          sessionId === undefined ? undefined : eq(sessionsTable.id, sessionId),
+          isNull(sessionsTable.revokedAt),
+          gt(sessionsTable.idleExpiresAt, now),
+          gt(sessionsTable.absoluteExpiresAt, now)
+        ))
+        .returning({ id: sessionsTable.id })
+      return revoked(rows.map(row => row.id))
+    },
+
     async reprove (sessionId, userId, { amr, authTime }) {
       if (!isUuid(sessionId)) return false
       const rows = await database.query(statements.reprove, [sessionId, userId, JSON.stringify(amr), new Date(authTime * 1000), new Date(clock.now())])
@@ -317,17 +366,19 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async isLive (sessionId) {
-      if (!isUuid(sessionId)) return false
+      if (!isUuid(sessionId)) return undefined
       const now = clock.now()
       const seen = recentlyLive.get(sessionId)
-      if (seen !== undefined && now - seen < LIVE_CACHE_MS) return true
-      const live = (await database.query(statements.isLive, [sessionId, new Date(now)])).length > 0
-      if (live) {
+      if (seen !== undefined && now - seen.at < LIVE_CACHE_MS) return seen.authority
+      const [authority] = await database.query<SessionAuthority>(statements.isLive, [sessionId, new Date(now)])
+      if (authority !== undefined) {
         if (recentlyLive.size >= LIVE_CACHE_MAX) recentlyLive.delete(recentlyLive.keys().next().value!)
-        recentlyLive.set(sessionId, now)
+        recentlyLive.set(sessionId, { at: now, authority })
       }
-      return live
+      return authority
     },
+
+    forgetLive () { recentlyLive.clear() },
 
     async inspectRefreshToken (token) {
       if (!isOpaqueToken(token)) return undefined
