@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { Db } from '../db/index.js'
 import { errors } from '../http/index.js'
 import { checkPassword } from '../lib/password-policy.js'
 import { isEmail } from '../lib/email.js'
@@ -7,7 +8,8 @@ import type { AccountLimits } from '../limits/index.js'
 import type { Credential, User, Users } from './users.js'
 
 export interface Credentials {
-  register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
+  /** In the caller's transaction when given one. */
+  register(input: { email: string, password: string, name?: string | undefined }, db?: Db): Promise<User>
   /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
   authenticate(email: string, password: string): Promise<User>
   /** Replaces the password of a signed-in user who proves they know the current one. */
@@ -43,10 +45,10 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
 
   return {
     verifyPassword,
-    async register ({ email, password, name }) {
+    async register ({ email, password, name }, db) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
       assertAcceptablePassword(password)
-      return users.create({ email, name, passwordHash: await hasher.hash(password) })
+      return users.create({ email, name, passwordHash: await hasher.hash(password) }, db)
     },
     async authenticate (email, password) {
       // Refused before any hashing: the cost of a guess never depends on its size.
