@@ -267,7 +267,7 @@ try {
   // The raw rotation (the same statement, HMAC and hashing) in this process, against the same database.
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl === undefined ? 'memory://' : dataDir })
   await database.migrate()
-  const raw = createSessions(database, systemClock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: 10, successorKey: randomBytes(32) }, { warn: () => {} })
+  const raw = createSessions(database, systemClock, { idleTtlSeconds: 3600, maxTtlSeconds: 7200, graceSeconds: 10, successorKey: randomBytes(32) }, { warn: () => {}, info: () => {} })
   const [rawUser] = await database.query<{ id: string }>({ name: 'bench_user', text: 'insert into users (email, email_key, password_hash, created_at, updated_at) values ($1, $1, \'x\', now(), now()) returning id' }, [`raw-${randomUUID()}@example.com`])
   const rawChains = await Promise.all(Array.from({ length: CONNECTIONS }, async () => (await raw.start({ userId: rawUser!.id, clientId: 'bench' })).refreshToken))
   const rotationRate = await rate(5, CONNECTIONS, async worker => { rawChains[worker] = (await raw.refresh(rawChains[worker]!)).refreshToken })

@@ -63,6 +63,9 @@ export interface AuditFilter {
 /** One page, newest first; `next` is null on the last. */
 export interface AuditPage { events: AuditEventView[], next: string | null }
 
+/** Where events are logged: the app's logger, a request's, or a script's. */
+export type AuditLog = Pick<FastifyBaseLogger, 'info' | 'warn'>
+
 /** The transaction a change runs in, and where it records its events. */
 export interface AuditTransaction {
   db: Db
@@ -75,9 +78,14 @@ export interface Audit {
    * never a change without its event nor an event without its change; once
    * it commits, each event is logged (`event: <type>`) and counted.
    */
-  transaction<T>(change: (tx: AuditTransaction) => Promise<T>, log?: FastifyBaseLogger): Promise<T>
+  transaction<T>(change: (tx: AuditTransaction) => Promise<T>, log?: AuditLog): Promise<T>
+  /**
+   * Logs and counts an event that another capability's own statement wrote
+   * (the session start and reuse statements insert theirs in the same statement).
+   */
+  announce(event: AuditEvent, log?: AuditLog): void
   /** An event that accompanies no change of its own (a failed login), in its own statement. */
-  record(event: AuditEvent, log?: FastifyBaseLogger): Promise<void>
+  record(event: AuditEvent, log?: AuditLog): Promise<void>
   list(filter: AuditFilter): Promise<AuditPage>
   /** Clears what an erased user's events said of where they were: the id stays, nothing else of them. */
   forget(tx: AuditTransaction, userId: string): Promise<void>
@@ -90,6 +98,11 @@ export function requestContext (request: FastifyRequest): Pick<AuditEvent, 'ip' 
   return { ip: isIP(request.ip) === 0 ? null : request.ip, userAgent: request.headers['user-agent']?.slice(0, 512) ?? null }
 }
 
+/** `requestContext` and the request's logger: what a capability that records its own events is handed. */
+export function changeContext (request: FastifyRequest): Pick<AuditEvent, 'ip' | 'userAgent'> & { log: AuditLog } {
+  return { ...requestContext(request), log: request.log }
+}
+
 const pruneStatement: Statement = {
   name: 'latchkey_audit_prune',
   text: `delete from audit_events where id in (
@@ -99,7 +112,7 @@ const pruneStatement: Statement = {
 
 const CURSOR = /^[0-9]{1,19}$/
 
-export function createAudit (database: Database, clock: Clock, defaultLog: FastifyBaseLogger, metrics: AuthMetrics): Audit {
+export function createAudit (database: Database, clock: Clock, defaultLog: AuditLog, metrics: Pick<AuthMetrics, 'countAuditEvent'>): Audit {
   const row = (event: AuditEvent) => ({
     at: new Date(clock.now()),
     type: event.type,
@@ -112,15 +125,16 @@ export function createAudit (database: Database, clock: Clock, defaultLog: Fasti
     outcome: event.outcome ?? 'success',
     detail: { ...event.detail }
   })
-  const announce = (events: readonly AuditEvent[], log: FastifyBaseLogger) => {
+  const announce = (events: readonly AuditEvent[], log: AuditLog) => {
     for (const event of events) {
-      // Who and what, never where from: the address and agent stay in the table.
-      log.info({
+      // Who and what, never where from: the address and agent stay in the table. A failure may be an attack: a warning.
+      const outcome = event.outcome ?? 'success'
+      log[outcome === 'failure' ? 'warn' : 'info']({
         event: event.type,
         actor: event.actor.type === 'system' ? 'system' : `${event.actor.type}:${event.actor.id}`,
-        subjectUserId: event.subjectUserId ?? undefined,
+        userId: event.subjectUserId ?? undefined,
         sessionId: event.sessionId ?? undefined,
-        outcome: event.outcome ?? 'success'
+        outcome
       }, `event: ${event.type}`)
       metrics.countAuditEvent(event.type)
     }
@@ -139,6 +153,8 @@ export function createAudit (database: Database, clock: Clock, defaultLog: Fasti
       announce(recorded, log)
       return result
     },
+
+    announce (event, log = defaultLog) { announce([event], log) },
 
     async record (event, log = defaultLog) {
       await database.db.insert(auditEvents).values(row(event))

@@ -3,6 +3,8 @@ import { and, eq, inArray, isNull, notInArray } from 'drizzle-orm'
 import { rolePermissions, roles, userRoles, users, type Database, type Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { errors } from '../http/index.js'
+import { SYSTEM, type Audit, type AuditLog } from '../audit/index.js'
+import type { Users } from '../users/index.js'
 
 /** The role the admin API answers to; always declared, whatever ROLES says. */
 export const ADMIN_ROLE = 'admin'
@@ -35,6 +37,28 @@ export interface Roles {
   remove(db: Db, userId: string, role: string): Promise<boolean>
   /** 409 `last_admin` when this user is the only enabled admin (before they are disabled or erased). */
   assertNotLastAdmin(db: Db, userId: string): Promise<void>
+}
+
+/** What granting a role by email needs: the role table, the user lookup, and the trail. */
+export interface RoleGrantDeps {
+  roles: Roles
+  users: Pick<Users, 'findCredentialsByEmail'>
+  audit: Audit
+}
+
+/**
+ * `npm run users:grant -- <email> <role>` and `app.latchkey.grantRole`: how
+ * the first admin comes to be. Recorded as the system's doing. Answers
+ * `granted`, `held` (nothing to do) or `no_user`.
+ */
+export async function grantRoleByEmail ({ roles, users, audit }: RoleGrantDeps, email: string, role: string, log?: AuditLog): Promise<'granted' | 'held' | 'no_user'> {
+  const found = await users.findCredentialsByEmail(email)
+  if (found === undefined) return 'no_user'
+  return audit.transaction(async tx => {
+    if (!await roles.grant(tx.db, found.user.id, role)) return 'held' as const
+    await tx.record({ type: 'role_granted', actor: SYSTEM, subjectUserId: found.user.id, detail: { role } })
+    return 'granted' as const
+  }, log)
 }
 
 /** The declared roles: ROLES, and `admin` with every admin permission besides what ROLES gives it. */

@@ -7,6 +7,7 @@ import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
 import { errors } from '../http/index.js'
 import { pruner, type PruneOptions } from '../db/index.js'
+import { SYSTEM, type Audit } from '../audit/index.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -17,7 +18,7 @@ export interface SessionSettings {
 }
 
 /** Where a capability reports its events: the app's logger, or a request's. */
-export type SessionLog = Pick<FastifyBaseLogger, 'warn'>
+export type SessionLog = Pick<FastifyBaseLogger, 'warn' | 'info'>
 
 /** How a session's user proved who they are, remembered so that every refresh re-issues it. */
 export interface SessionProof {
@@ -117,12 +118,18 @@ const statements = {
     name: 'latchkey_session_start',
     text: `with session as (
       insert into sessions (user_id, client_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip, amr, auth_time)
-      values ($1, $2, $3, $3, $4, $5, $6, $7, $9::jsonb, $10)
+      values ($1::uuid, $2, $3, $3, $4, $5, $6, $7, $9::jsonb, $10)
       returning id
+    ), token as (
+      insert into refresh_tokens (hash, session_id, created_at)
+      select $8, id, $3 from session
+      returning session_id
+    ), event as (
+      -- README, Audit trail: the login and its event commit together, in one round trip.
+      insert into audit_events (at, type, actor_type, actor_id, subject_user_id, session_id, ip, user_agent, outcome, detail)
+      select $3, 'login_succeeded', 'user', $1::uuid::text, $1::uuid, id, $7, $6, 'success', jsonb_build_object('client_id', $2::text) from session
     )
-    insert into refresh_tokens (hash, session_id, created_at)
-    select $8, id, $3 from session
-    returning session_id, ${authorityOf('$1')}`
+    select session_id, ${authorityOf('$1::uuid')} from token`
   },
   // One statement, so of any number of concurrent rotations of one token exactly
   // one sees rotated_at null: the row lock serialises them and the loser re-checks
@@ -151,6 +158,18 @@ const statements = {
       ${authorityOf('s.user_id')}
     from refresh_tokens t join sessions s on s.id = t.session_id
     where t.hash = $1`
+  },
+  // RFC 9700 §4.14.2: the family is revoked and the reuse recorded in one statement.
+  reuse: {
+    name: 'latchkey_refresh_reuse',
+    text: `with revoked as (
+      update sessions set revoked_at = $2, revoked_reason = 'refresh_token_reused'
+      where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
+      returning id, user_id
+    )
+    insert into audit_events (at, type, actor_type, subject_user_id, session_id, outcome)
+    select $2, 'refresh_token_reused', 'system', user_id, id, 'failure' from revoked
+    returning session_id`
   },
   revokeByToken: {
     name: 'latchkey_session_revoke_by_token',
@@ -245,7 +264,7 @@ function proofOf (row: ProofColumns): Partial<SessionProof> {
 const LIVE_CACHE_MS = 1_000
 const LIVE_CACHE_MAX = 10_000
 
-export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog): Sessions {
+export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog, audit?: Pick<Audit, 'announce'>): Sessions {
   const recentlyLive = new Map<string, { at: number, authority: SessionAuthority }>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
@@ -272,9 +291,9 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       }
     }
     // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
-    revoked(await database.query(statements.revokeByToken, [hash, new Date(now), 'refresh_token_reused']))
-    // An attack signal: say so, with who and which session, never the token.
-    log.warn({ event: 'refresh_token_reused', sessionId: row.id, userId: row.user_id }, 'refresh token reused: session revoked')
+    const [reused] = revoked(await database.query<{ session_id: string }>(statements.reuse, [hash, new Date(now)]))
+    // An attack signal: said (a warning, the `event:` line) with who and which session, never the token.
+    if (reused !== undefined) audit?.announce({ type: 'refresh_token_reused', actor: SYSTEM, subjectUserId: row.user_id, sessionId: reused.session_id, outcome: 'failure' }, log)
     throw errors.refreshTokenReused()
   }
 
@@ -398,5 +417,5 @@ declare module 'fastify' {
 }
 
 export default fp<SessionSettings>(async (app, settings) => {
-  app.decorate('sessions', createSessions(app.database, app.clock, settings, app.log))
-}, { name: 'sessions', dependencies: ['database'] })
+  app.decorate('sessions', createSessions(app.database, app.clock, settings, app.log, app.audit))
+}, { name: 'sessions', dependencies: ['database', 'audit'] })

@@ -46,7 +46,7 @@ export interface Users {
   /** The user and their password hash, for the one place that checks passwords. */
   findCredentialsByEmail(email: string): Promise<Credential | undefined>
   findCredentialsById(id: string): Promise<Credential | undefined>
-  setPasswordHash(id: string, passwordHash: string): Promise<void>
+  setPasswordHash(id: string, passwordHash: string, db?: Db): Promise<void>
   /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
   /**
@@ -187,8 +187,8 @@ export function createUsers (db: Db, clock: Clock, settings: UserSettings = { me
       const [row] = await byId.execute({ id })
       return row && { user: toUser(row), passwordHash: row.passwordHash }
     },
-    async setPasswordHash (id, passwordHash) {
-      await db.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
+    async setPasswordHash (id, passwordHash, tx = db) {
+      await tx.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
     },
     async disable (id) {
       await db.transaction(async tx => { await setDisabled(tx as unknown as Db, id, true) })

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { FastifyRequest } from 'fastify'
-import { requestContext } from '../../audit/index.js'
+import { changeContext, requestContext } from '../../audit/index.js'
 import { errors } from '../../http/index.js'
 import { isUuid } from '../../lib/uuid.js'
 import { ADMIN_PERMISSIONS as P } from '../../roles/index.js'
@@ -64,16 +64,18 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }, async (request, reply) => {
     const { email, name, roles = [] } = request.body
     const actor = request.actor!
+    // Only declared roles: refused before anything is written.
+    for (const role of roles) if (!app.roles.declared.has(role)) throw errors.unknownRole(`"${role}" is not declared (ROLES)`)
     const oneTimePassword = randomBytes(18).toString('base64url')
-    const user = await app.audit.transaction(async tx => {
-      const created = await app.credentials.register({ email, name, password: oneTimePassword }, tx.db)
-      await tx.record({ type: 'user_created', actor, subjectUserId: created.id, ...requestContext(request) })
-      for (const role of roles) {
-        await app.roles.grant(tx.db, created.id, role)
-        await tx.record({ type: 'role_granted', actor, subjectUserId: created.id, detail: { role }, ...requestContext(request) })
-      }
-      return created
-    }, request.log)
+    const user = await app.credentials.register({ email, name, password: oneTimePassword }, { ...changeContext(request), actor })
+    if (roles.length > 0) {
+      await app.audit.transaction(async tx => {
+        for (const role of roles) {
+          await app.roles.grant(tx.db, user.id, role)
+          await tx.record({ type: 'role_granted', actor, subjectUserId: user.id, detail: { role }, ...requestContext(request) })
+        }
+      }, request.log)
+    }
     reply.header('cache-control', 'no-store')
     return reply.code(201).send({ user: toAdminUser(user, [...roles].sort()), one_time_password: oneTimePassword })
   })
