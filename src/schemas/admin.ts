@@ -9,7 +9,8 @@ const CURSOR = { maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'The 
 export const PAGE_DEFAULT = 50
 export const PAGE_MAX = 200
 // Query strings are strings (the service never coerces types): numbers and flags are spelled out.
-const limit = Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$', description: `Entries per page, 1 to ${PAGE_MAX} (default ${PAGE_DEFAULT})` }))
+// The pattern is 1 to PAGE_MAX.
+const limit = Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|1[0-9]{2}|200)$', description: `Entries per page, 1 to ${PAGE_MAX} (default ${PAGE_DEFAULT})` }))
 
 /** A page size as the query gave it, within bounds. */
 export function pageSize (limit: string | undefined): number {
