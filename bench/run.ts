@@ -208,14 +208,18 @@ try {
     return seeded
   }
 
-  // Ceiling: the bare route of the same process, measured round for round beside the hot token.
-  const { bare, hot } = await loadTogether({
+  // Ceiling: the bare route of the same process, measured round for round beside the hot token
+  // and the role-guarded route (README, Roles and permissions: at least 0.95 of plain requireUser).
+  const { roleToken } = await (await fetch(`${base}/bench/seed`, json({ userId: registered.user.id, sessions: 0, accessTokens: 0 }))).json() as { roleToken: string }
+  const { bare, hot, role } = await loadTogether({
     bare: { url: `${base}/bench/bare` },
-    hot: { url: `${base}/bench/protected`, headers: { authorization: `Bearer ${registered.access_token}` } }
+    hot: { url: `${base}/bench/protected`, headers: { authorization: `Bearer ${registered.access_token}` } },
+    role: { url: `${base}/bench/role`, headers: { authorization: `Bearer ${roleToken}` } }
   })
   const bareRps = bare!.requests.average
   record('bare route (ceiling)', bare!, '-', 0)
   record('requireUser, one hot token', hot!, 'bare route', bareRps)
+  record('requireUser({ roles }), one hot token', role!, 'requireUser, one hot token', hot!.requests.average)
 
   // Raw verification rate of the configured algorithm, in this process, no cache.
   const fresh = (await seed(0, 20_000)).accessTokens
