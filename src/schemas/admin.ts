@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { SessionViewSchema } from './auth.js'
 import { IdentitySchema } from './oidc.js'
 import { UserSchema } from './user.js'
 
@@ -38,19 +39,10 @@ export const UserPageSchema = Type.Object({
   next: Type.Union([Type.String(), Type.Null()], { description: 'The cursor of the next page; null on the last' })
 })
 
-export const AdminSessionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  createdAt: Type.String({ format: 'date-time' }),
-  lastUsedAt: Type.String({ format: 'date-time' }),
-  expiresAt: Type.String({ format: 'date-time' }),
-  userAgent: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()])
-})
-
 export const UserDetailSchema = Type.Object({
   user: AdminUserSchema,
   identities: Type.Array(IdentitySchema),
-  sessions: Type.Array(AdminSessionSchema, { description: 'Live sessions, most recently used first' })
+  sessions: Type.Array(SessionViewSchema, { description: 'Live sessions, most recently used first' })
 })
 
 export const CreateUserBodySchema = Type.Object({

@@ -11,6 +11,8 @@ import {
   AdminUserSchema, CreatedUserSchema, CreateUserBodySchema, pageSize, UserDetailSchema, UserIdParamsSchema, UserPageSchema,
   UserRoleParamsSchema, UserSearchQuerySchema, UserSessionParamsSchema, type AdminUser
 } from '../../schemas/admin.js'
+import { toSessionBody } from '../../schemas/auth.js'
+import { toIdentityBody } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { toUserBody } from '../../schemas/user.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
@@ -92,21 +94,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const [roles, identities, sessions] = await Promise.all([app.roles.of(user.id), app.identities.list(user.id), app.sessions.list(user.id)])
     return {
       user: toAdminUser(user, roles),
-      identities: identities.map(identity => ({
-        id: identity.id,
-        provider: identity.provider,
-        email: identity.email,
-        createdAt: identity.createdAt.toISOString(),
-        lastUsedAt: identity.lastUsedAt.toISOString()
-      })),
-      sessions: sessions.map(session => ({
-        id: session.id,
-        createdAt: session.createdAt.toISOString(),
-        lastUsedAt: session.lastUsedAt.toISOString(),
-        expiresAt: session.expiresAt.toISOString(),
-        userAgent: session.userAgent,
-        ip: session.ip
-      }))
+      identities: identities.map(toIdentityBody),
+      sessions: sessions.map(toSessionBody)
     }
   })
 

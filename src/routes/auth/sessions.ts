@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { SessionListSchema } from '../../schemas/auth.js'
+import { SessionListSchema, toSessionBody } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { errors } from '../../http/index.js'
 import { requestContext } from '../../audit/index.js'
@@ -18,15 +18,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const { id, sessionId } = request.user!
     const sessions = await app.sessions.list(id)
     return {
-      sessions: sessions.map(session => ({
-        id: session.id,
-        createdAt: session.createdAt.toISOString(),
-        lastUsedAt: session.lastUsedAt.toISOString(),
-        expiresAt: session.expiresAt.toISOString(),
-        userAgent: session.userAgent,
-        ip: session.ip,
-        current: session.id === sessionId
-      }))
+      sessions: sessions.map(session => ({ ...toSessionBody(session), current: session.id === sessionId }))
     }
   })
 
