@@ -5,12 +5,14 @@ import { randomUUID } from 'node:crypto'
 import { Session } from 'node:inspector/promises'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/index.js'
+import { ADMIN_PERMISSIONS } from '../src/roles/index.js'
 
 const config = loadConfig(process.env)
 const app = await buildApp({ config })
 
 app.get('/bench/bare', async () => ({ ok: true }))
 app.get('/bench/protected', { preHandler: app.requireUser }, async request => ({ ok: true, id: request.user!.id }))
+app.get('/bench/role', { preHandler: app.requireUser({ roles: ['admin'] }) }, async request => ({ ok: true, id: request.user!.id }))
 
 /** Sessions (refresh tokens) and access tokens made in-process, so seeding costs no argon2. */
 app.post<{ Body: { userId: string, sessions: number, accessTokens: number } }>('/bench/seed', async request => {
@@ -21,7 +23,9 @@ app.post<{ Body: { userId: string, sessions: number, accessTokens: number } }>('
   }
   const tokens = Array.from({ length: accessTokens }, () =>
     app.latchkey.issueAccessToken({ userId, sessionId: randomUUID(), clientId: config.clientId }).token)
-  return { refreshTokens, accessTokens: tokens }
+  // A token with the admin role and its permissions, as a refresh would sign it, for the role-guarded route.
+  const roleToken = app.latchkey.issueAccessToken({ userId, sessionId: randomUUID(), clientId: config.clientId, roles: ['admin'], permissions: Object.values(ADMIN_PERMISSIONS).sort() }).token
+  return { refreshTokens, accessTokens: tokens, roleToken }
 })
 
 const profiler = new Session()

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import type { Audit } from './audit/index.js'
+import { grantRoleByEmail } from './roles/index.js'
 import type { StoredSigningKeys, SigningKeys } from './keys/index.js'
 import type { AccessTokenSubject } from './lib/access-token.js'
 import { checkCustomClaims } from './lib/custom-claims.js'
@@ -22,6 +24,13 @@ export interface LatchkeyHandle {
    * the custom claims given in `subject.claims`, checked as a `claims` function's are.
    */
   issueAccessToken(subject: AccessTokenSubject): { token: string, expiresIn: number }
+  /**
+   * As `npm run users:grant -- <email> <role>`: gives the user with this email a
+   * declared role (409 `unknown_role` otherwise), recorded as the system's doing.
+   */
+  grantRole(email: string, role: string): Promise<'granted' | 'held' | 'no_user'>
+  /** Records an audit event of the embedding app's (or another capability's) own, e.g. a password reset (README, Audit trail). */
+  audit: Audit
 }
 
 /** The handle over the capabilities registered in `app`. */
@@ -39,6 +48,12 @@ export function createHandle (app: FastifyInstance): LatchkeyHandle {
     maintainKeys: async () => { if (keys.kind === 'stored') await keys.maintain() },
     rotateKeys: () => store().rotate(),
     revokeKey: kid => store().revoke(kid),
+    grantRole: async (email, role) => {
+      const outcome = await grantRoleByEmail(app, email, role)
+      if (outcome === 'granted') app.sessions.forgetLive()
+      return outcome
+    },
+    audit: app.audit,
     issueAccessToken: subject => app.accessTokens.issue({ ...subject, claims: subject.claims && checkCustomClaims(subject.claims) })
   }
 }

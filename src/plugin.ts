@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from './config/index.js'
+import { auditPlugin } from './audit/index.js'
 import { databasePlugin, type Database } from './db/index.js'
 import { createHandle, type LatchkeyHandle } from './handle.js'
 import { apiDocsPlugin, cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
@@ -13,6 +14,7 @@ import type { SigningKey } from './lib/signing-key.js'
 import { accountLimitsPlugin, addressLimitsPlugin, countersPlugin } from './limits/index.js'
 import { mfaPlugin, type MfaPolicy } from './mfa/index.js'
 import { authMetricsPlugin, type AuthMetrics } from './observability/index.js'
+import { adminCallersPlugin, rolesPlugin } from './roles/index.js'
 import routes from './routes/index.js'
 import { refreshCookiesPlugin, sessionDataPlugin, sessionsPlugin } from './sessions/index.js'
 import { accessTokensPlugin, requireUserPlugin, serviceClientsPlugin } from './tokens/index.js'
@@ -29,6 +31,8 @@ export interface LatchkeyOptions {
   signingKeys?: readonly SigningKey[] | undefined
   /** Where the auth routes live (`/auth` by default, as in openapi.yaml). */
   prefix?: string | undefined
+  /** Where the admin API lives (`/admin` by default, as in openapi.yaml). */
+  adminPrefix?: string | undefined
   /** How often dead rows (sessions, sign-in transactions, login codes) are pruned, in seconds; 0 turns it off (default 600). */
   pruneIntervalSeconds?: number | undefined
   /** Metrics the caller scrapes; otherwise the service keeps its own (served at /metrics when METRICS_TOKEN is set). */
@@ -89,6 +93,8 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
 
     await app.register(databasePlugin, { database: options.database, url: config.databaseUrl, dataDir: config.dataDir, pool: config.database })
     await app.register(authMetricsPlugin, { metrics: options.metrics })
+    await app.register(auditPlugin)
+    await app.register(rolesPlugin, { roles: config.roles })
     await app.register(passwordHasherPlugin, { parameters: config.argon2 })
     await app.register(usersPlugin, { metadataMaxBytes: config.userMetadataMaxBytes })
     await app.register(credentialsPlugin)
@@ -127,16 +133,18 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
       allowedOrigins: [...config.corsOrigins, new URL(config.issuer).origin]
     })
     await app.register(serviceClientsPlugin, { clients: config.serviceClients })
+    await app.register(adminCallersPlugin, { serviceClients: config.adminServiceClients })
 
     // Federated sign-in (OpenID Connect): discovery runs in the background, so a provider that is down never stops start-up.
     await app.register(oidcProvidersPlugin, { providers: config.oidcProviders })
     await app.register(oidcTransactionsPlugin, { key: deriveKey(masterSecret, 'oidc-transaction') })
     await app.register(loginCodesPlugin)
     await app.register(identitiesPlugin)
-    await app.register(pruningPlugin, { intervalSeconds: options.pruneIntervalSeconds ?? PRUNE_INTERVAL_SECONDS })
+    await app.register(pruningPlugin, { intervalSeconds: options.pruneIntervalSeconds ?? PRUNE_INTERVAL_SECONDS, auditRetentionDays: config.auditRetentionDays })
 
     await app.register(routes, {
       authPrefix: prefix,
+      adminPrefix: options.adminPrefix ?? '/admin',
       jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
       // With METRICS_PORT the process serves them on that port instead (app.ts, buildMetricsApp).
       metricsEndpoint: config.metricsToken !== undefined && config.metricsPort === undefined ? { metrics: app.authMetrics, token: config.metricsToken } : undefined

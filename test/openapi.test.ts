@@ -33,7 +33,13 @@ const pointer = (...parts: string[]) => parts.map(part => part.replaceAll('~', '
 
 const provider = await startProvider(t)
 const SERVICE = { id: 'walker', secret: 'a service secret for the spec walker' }
-const env = { OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT, SERVICE_CLIENTS: `${SERVICE.id}:${SERVICE.secret}` }
+const env = {
+  OIDC_PROVIDERS: providersEnv(provider),
+  REDIRECT_URIS: APP_REDIRECT,
+  SERVICE_CLIENTS: `${SERVICE.id}:${SERVICE.secret}`,
+  ADMIN_SERVICE_CLIENTS: SERVICE.id,
+  ROLES: 'viewer:posts:read'
+}
 // Accounts whose email starts with must-enrol must have a second factor (a 401 at registration).
 const { app, database } = await buildTestApp(t, { env, mfaRequired: user => user.email.startsWith('must-enrol') })
 // One password attempt (or refresh) per address per minute: the second request gets 429.
@@ -132,6 +138,29 @@ function mfaChange (success: 200 | 204): Record<string, Provoke> {
     503: async () => down(await asBearer(body({ password: PASSWORD, code: '123456' })))
   }
 }
+
+/** The admin API as the walker's service client (ADMIN_SERVICE_CLIENTS), at `url`. */
+const asAdmin = (url: string, call: Call = {}): Call => ({ url, ...call, headers: { authorization: basic, ...call.headers as Record<string, string> } })
+/** A user with the viewer role and a live session, to act on. */
+async function subject () {
+  const user = await registerUser(app)
+  await app.latchkey.grantRole(user.email, 'viewer')
+  return { id: (user.user as { id: string }).id, email: user.email, sid: sidOf(user.access_token) }
+}
+/** The one user this app ever makes an admin: the last enabled admin, whom no one may disable, erase or demote. */
+let loneAdmin: Promise<string> | undefined
+const lastAdmin = () => {
+  loneAdmin ??= registerUser(app).then(async user => { await app.latchkey.grantRole(user.email, 'admin'); return (user.user as { id: string }).id })
+  return loneAdmin
+}
+/** The statuses every admin operation shares: no credentials, a user without the permission, the database down. */
+const adminRefusals = (url: () => Promise<string> | string, call: Call = {}): Record<string, Provoke> => ({
+  401: async () => ({ ...call, url: await url() }),
+  403: async () => asBearer({ ...call, url: await url() }),
+  503: async () => down(asAdmin(await url(), call))
+})
+const userUrl = (suffix = '') => async () => `/admin/users/${(await subject()).id}${suffix}`
+const missingUrl = (suffix = '') => `/admin/users/${FAKE_ID}${suffix}`
 
 /** How to make each operation answer each status it documents. */
 const PROVOKE: Record<string, Record<string, Provoke>> = {
@@ -371,6 +400,74 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
   'GET /.well-known/jwks.json': { 200: () => ({}) },
   'GET /.well-known/openid-configuration': { 200: () => ({}) },
   'GET /.well-known/oauth-authorization-server': { 200: () => ({}) },
+  'GET /auth/activity': {
+    200: () => asBearer(),
+    400: () => asBearer({ url: '/auth/activity?limit=0' }),
+    401: () => ({}),
+    503: async () => down(await asBearer())
+  },
+  'GET /admin/users': {
+    200: () => asAdmin('/admin/users?limit=2'),
+    400: () => asAdmin('/admin/users?disabled=maybe'),
+    ...adminRefusals(() => '/admin/users')
+  },
+  'POST /admin/users': {
+    201: () => asAdmin('/admin/users', body({ email: uniqueEmail('created'), roles: ['viewer'] })),
+    400: () => asAdmin('/admin/users', body({ email: 'nobody' })),
+    409: async () => asAdmin('/admin/users', body({ email: (await subject()).email })),
+    ...adminRefusals(() => '/admin/users', body({ email: uniqueEmail() }))
+  },
+  'GET /admin/users/{id}': {
+    200: async () => asAdmin(await userUrl()()),
+    404: () => asAdmin(missingUrl()),
+    ...adminRefusals(userUrl())
+  },
+  'POST /admin/users/{id}/disable': {
+    200: async () => asAdmin(await userUrl('/disable')()),
+    404: () => asAdmin(missingUrl('/disable')),
+    409: async () => asAdmin(`/admin/users/${await lastAdmin()}/disable`),
+    ...adminRefusals(userUrl('/disable'))
+  },
+  'POST /admin/users/{id}/enable': {
+    200: async () => asAdmin(await userUrl('/enable')()),
+    404: () => asAdmin(missingUrl('/enable')),
+    ...adminRefusals(userUrl('/enable'))
+  },
+  'DELETE /admin/users/{id}': {
+    204: async () => asAdmin(await userUrl()()),
+    404: () => asAdmin(missingUrl()),
+    409: async () => asAdmin(`/admin/users/${await lastAdmin()}`),
+    ...adminRefusals(userUrl())
+  },
+  'PUT /admin/users/{id}/roles/{role}': {
+    204: async () => asAdmin(await userUrl('/roles/viewer')()),
+    400: async () => asAdmin(await userUrl('/roles/Not-A-Role!')()),
+    404: () => asAdmin(missingUrl('/roles/viewer')),
+    409: async () => asAdmin(await userUrl('/roles/wizard')()),
+    ...adminRefusals(userUrl('/roles/viewer'))
+  },
+  'DELETE /admin/users/{id}/roles/{role}': {
+    204: async () => asAdmin(await userUrl('/roles/viewer')()),
+    400: async () => asAdmin(await userUrl('/roles/Not-A-Role!')()),
+    404: async () => asAdmin(await userUrl('/roles/admin')()),
+    409: async () => asAdmin(`/admin/users/${await lastAdmin()}/roles/admin`),
+    ...adminRefusals(userUrl('/roles/viewer'))
+  },
+  'DELETE /admin/users/{id}/sessions/{sessionId}': {
+    204: async () => { const { id, sid } = await subject(); return asAdmin(`/admin/users/${id}/sessions/${sid}`) },
+    404: async () => asAdmin(await userUrl(`/sessions/${FAKE_ID}`)()),
+    ...adminRefusals(async () => { const { id, sid } = await subject(); return `/admin/users/${id}/sessions/${sid}` })
+  },
+  'DELETE /admin/users/{id}/sessions': {
+    204: async () => asAdmin(await userUrl('/sessions')()),
+    404: () => asAdmin(missingUrl('/sessions')),
+    ...adminRefusals(userUrl('/sessions'))
+  },
+  'GET /admin/audit': {
+    200: () => asAdmin('/admin/audit?type=login_succeeded&limit=3'),
+    400: () => asAdmin('/admin/audit?from=yesterday'),
+    ...adminRefusals(() => '/admin/audit')
+  },
   'GET /healthz': { 200: () => ({}) },
   'GET /readyz': { 200: () => ({}), 503: () => down() }
 }

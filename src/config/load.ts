@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { refuseUnsafeProductionDefaults } from './guards.js'
-import { appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, secret, serviceClients, tokenClaims, trustProxy, url, type Env } from './parsers.js'
+import { adminServiceClients, appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, roles, secret, serviceClients, tokenClaims, trustProxy, url, type Env } from './parsers.js'
 import { VERIFIABLE_TOKEN_MAX_BYTES } from '../lib/access-token.js'
 import { JWT_ALGORITHMS, type Config } from './types.js'
 
@@ -26,6 +26,7 @@ export function loadConfig (env: Env): Config {
   if (providers.length > 0 && allowedRedirects.length === 0) throw new ConfigError('REDIRECT_URIS', 'is required with OIDC_PROVIDERS: it names where apps receive their login codes')
   const metricsPort = read(env, 'METRICS_PORT') === undefined ? undefined : integer(env, 'METRICS_PORT', 0, 1, 65535)
   if (metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
+  const clients = serviceClients(env, 'SERVICE_CLIENTS')
   const config: Config = {
     port,
     host: read(env, 'HOST') ?? '127.0.0.1',
@@ -61,7 +62,11 @@ export function loadConfig (env: Env): Config {
     keyEncryptionSecret: secret(env, 'KEY_ENCRYPTION_SECRET'),
     jwksMaxAgeSeconds: integer(env, 'JWKS_MAX_AGE_SECONDS', 300, 10, 86_400),
     signingKeyRotationSeconds: integer(env, 'SIGNING_KEY_ROTATION_SECONDS', 2_592_000, 3_600, 31_536_000),
-    serviceClients: serviceClients(env, 'SERVICE_CLIENTS'),
+    serviceClients: clients,
+    adminServiceClients: adminServiceClients(env, 'ADMIN_SERVICE_CLIENTS', clients),
+    roles: roles(env, 'ROLES'),
+    // 400 days: a year of history and a little more, so that last year's incident can still be read.
+    auditRetentionDays: integer(env, 'AUDIT_RETENTION_DAYS', 400, 1, 3_650),
     oidcProviders: providers,
     redirectUris: allowedRedirects,
     database: {

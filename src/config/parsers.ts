@@ -141,6 +141,49 @@ export function serviceClients (env: Env, name: string): Map<string, Buffer> {
   return clients
 }
 
+/** A role's or a permission's name: what ROLES, the admin API and the token's claims accept. */
+export const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
+export const PERMISSION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/
+/** Bounds that keep every role's permissions inside an access token (ACCESS_TOKEN_MAX_BYTES). */
+export const MAX_ROLES = 32
+export const MAX_PERMISSIONS_PER_ROLE = 32
+
+/**
+ * ROLES: `role:permission,permission;role:permission`, e.g.
+ * `editor:posts:write,posts:read;support:users:read`. A role's name ends at
+ * its first `:`; permissions may hold `:` themselves. A role with no
+ * permissions is written `role:`.
+ */
+export function roles (env: Env, name: string): Map<string, string[]> {
+  const declared = new Map<string, string[]>()
+  const raw = read(env, name)
+  if (raw === undefined) return declared
+  for (const entry of raw.split(';').map(part => part.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':')
+    const role = colon < 0 ? entry : entry.slice(0, colon)
+    if (!ROLE_NAME.test(role)) throw new ConfigError(name, `"${printable(role)}" is not a role name (a lower-case letter, then up to 31 of a-z, 0-9, "_", "-")`)
+    if (declared.has(role)) throw new ConfigError(name, `"${role}" appears twice`)
+    const permissions = colon < 0 ? [] : [...new Set(entry.slice(colon + 1).split(',').map(part => part.trim()).filter(Boolean))]
+    for (const permission of permissions) {
+      if (!PERMISSION_NAME.test(permission)) throw new ConfigError(name, `"${printable(permission)}" of "${role}" is not a permission name (a lower-case letter, then up to 63 of a-z, 0-9, "_", ".", ":", "-")`)
+    }
+    if (permissions.length > MAX_PERMISSIONS_PER_ROLE) throw new ConfigError(name, `"${role}" has more than ${MAX_PERMISSIONS_PER_ROLE} permissions`)
+    declared.set(role, permissions.sort())
+  }
+  if (declared.size > MAX_ROLES) throw new ConfigError(name, `declares more than ${MAX_ROLES} roles`)
+  return declared
+}
+
+/** ADMIN_SERVICE_CLIENTS: ids of SERVICE_CLIENTS given the admin scope (every admin operation). */
+export function adminServiceClients (env: Env, name: string, clients: ReadonlyMap<string, Buffer>): Set<string> {
+  const raw = read(env, name)
+  const ids = new Set(raw === undefined ? [] : raw.split(',').map(part => part.trim()).filter(Boolean))
+  for (const id of ids) {
+    if (!clients.has(id)) throw new ConfigError(name, `"${printable(id)}" is not a client of SERVICE_CLIENTS`)
+  }
+  return ids
+}
+
 export function url (env: Env, name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
   const raw = read(env, name)
   if (raw === undefined) return fallback

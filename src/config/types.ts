@@ -54,6 +54,12 @@ export interface Config {
   signingKeyRotationSeconds: number
   /** Services allowed to call introspection and revocation: id → SHA-256 of the secret. */
   serviceClients: ReadonlyMap<string, Buffer>
+  /** ADMIN_SERVICE_CLIENTS: the service clients that may call every admin operation. */
+  adminServiceClients: ReadonlySet<string>
+  /** ROLES: each declared role's permissions (README, Roles and permissions); `admin` is added to whatever is declared. */
+  roles: ReadonlyMap<string, readonly string[]>
+  /** AUDIT_RETENTION_DAYS: how long audit events are kept before the periodic job deletes them. */
+  auditRetentionDays: number
   oidcProviders: OidcProviderConfig[]
   /** Where apps may receive the result of a federated login (exact match; RFC 9700 §4.1.3). */
   redirectUris: string[]

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { bigint, customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigint, customType, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
@@ -176,3 +176,54 @@ export const mfaTokens = pgTable('mfa_tokens', {
   expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
   usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' })
 }, table => [index('mfa_tokens_expires_at_idx').on(table.expiresAt)])
+
+// ---------------------------------------------------------------------------
+// Who may do what, and what happened (README, "Roles and permissions", "Audit trail").
+// ---------------------------------------------------------------------------
+
+/** A named set of permissions, declared by ROLES at start-up (and `admin`, always present). */
+export const roles = pgTable('roles', {
+  name: text('name').primaryKey(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull()
+})
+
+/** What each role grants; rewritten from ROLES at every start. */
+export const rolePermissions = pgTable('role_permissions', {
+  role: text('role').notNull().references(() => roles.name, { onDelete: 'cascade' }),
+  permission: text('permission').notNull()
+}, table => [primaryKey({ columns: [table.role, table.permission] })])
+
+/** Which user holds which role: read by every login and refresh in the statement that starts or rotates the session. */
+export const userRoles = pgTable('user_roles', {
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  role: text('role').notNull().references(() => roles.name, { onDelete: 'cascade' }),
+  grantedAt: timestamp('granted_at', { withTimezone: true, mode: 'date' }).notNull()
+}, table => [
+  primaryKey({ columns: [table.userId, table.role] }),
+  index('user_roles_role_idx').on(table.role)
+])
+
+/**
+ * Append-only (nothing updates a row; only the retention job deletes): one row
+ * per security event, written in the transaction of the change it records. No
+ * foreign key: an erased user's events keep their id, and nothing else of them.
+ */
+export const auditEvents = pgTable('audit_events', {
+  /** Gives the stable order cursors page through. */
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull(),
+  type: text('type').notNull(),
+  actorType: text('actor_type', { enum: ['user', 'service', 'system'] }).notNull(),
+  /** The user's id or the service client's id; null for the system. */
+  actorId: text('actor_id'),
+  subjectUserId: uuid('subject_user_id'),
+  sessionId: uuid('session_id'),
+  ip: text('ip'),
+  userAgent: text('user_agent'),
+  outcome: text('outcome', { enum: ['success', 'failure'] }).notNull(),
+  /** A small JSON object with no secret in it (a role's name, a reason). */
+  detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`)
+}, table => [
+  index('audit_events_subject_idx').on(table.subjectUserId, table.id),
+  index('audit_events_at_idx').on(table.at)
+])

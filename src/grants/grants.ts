@@ -16,9 +16,13 @@ import { customClaimsOf } from './custom-claims.js'
  * the address comes from X-Forwarded-For, which may hold anything: only an
  * address is recorded.
  */
-export function startSession (app: FastifyInstance, request: FastifyRequest, user: User, proof: SessionProof, clientId = app.config.clientId): Promise<SessionGrant> {
+export async function startSession (app: FastifyInstance, request: FastifyRequest, user: User, proof: SessionProof, clientId = app.config.clientId): Promise<SessionGrant> {
   const ip = isIP(request.ip) === 0 ? undefined : request.ip
-  return app.sessions.start({ userId: user.id, clientId, userAgent: request.headers['user-agent'], ip, ...proof })
+  const userAgent = request.headers['user-agent']
+  // The statement that starts the session wrote its `login_succeeded` event; said here once it committed.
+  const grant = await app.sessions.start({ userId: user.id, clientId, userAgent, ip, ...proof })
+  app.audit.announce({ type: 'login_succeeded', actor: { type: 'user', id: user.id }, subjectUserId: user.id, sessionId: grant.sessionId }, request.log)
+  return grant
 }
 
 /**
@@ -34,6 +38,8 @@ export async function grantResponse (app: FastifyInstance, request: FastifyReque
     sessionId: grant.sessionId,
     clientId: grant.clientId,
     ...proofClaims(grant),
+    roles: grant.roles,
+    permissions: grant.permissions,
     ...await customClaimsOf(app, grant)
   })
   noStore(reply)

@@ -52,9 +52,9 @@ export type ProblemCode =
   | 'data_too_large' | 'data_too_complex' | 'claims_too_large'
   | 'invalid_credentials' | 'authentication_required' | 'invalid_token' | 'token_expired' | 'refresh_token_reused' | 'session_revoked'
   | 'mfa_required' | 'mfa_enrollment_required' | 'invalid_mfa_token' | 'invalid_mfa_code' | 'insufficient_user_authentication'
-  | 'origin_not_allowed' | 'account_disabled'
+  | 'origin_not_allowed' | 'account_disabled' | 'forbidden'
   | 'not_found' | 'method_not_allowed'
-  | 'email_taken' | 'last_sign_in_method' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
+  | 'email_taken' | 'last_sign_in_method' | 'last_admin' | 'unknown_role' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
   | 'precondition_failed'
   | 'payload_too_large' | 'unsupported_media_type' | 'rate_limited'
   | 'internal_error' | 'access_token_too_large' | 'service_unavailable'
@@ -86,10 +86,14 @@ export const errors = {
   insufficientUserAuthentication: define(401, 'insufficient_user_authentication', 'A stronger or more recent login is required'),
   originNotAllowed: define(403, 'origin_not_allowed', 'Requests from this origin are not allowed'),
   accountDisabled: define(403, 'account_disabled', 'This account is disabled'),
+  /** RFC 6750 §3.1 `insufficient_scope`: a valid token whose roles, permissions or scopes do not reach the route. */
+  forbidden: define(403, 'forbidden', 'The token does not grant this'),
   notFound: define(404, 'not_found', 'Not found'),
   methodNotAllowed: define(405, 'method_not_allowed', 'Method not allowed'),
   emailTaken: define(409, 'email_taken', 'An account with this email already exists'),
   lastSignInMethod: define(409, 'last_sign_in_method', 'This is the last way to sign in to the account'),
+  lastAdmin: define(409, 'last_admin', 'This would leave no enabled user with the admin role'),
+  unknownRole: define(409, 'unknown_role', 'No such role is declared (ROLES)'),
   mfaAlreadyEnrolled: define(409, 'mfa_already_enrolled', 'An authenticator is already enrolled'),
   mfaNotEnrolled: define(409, 'mfa_not_enrolled', 'No authenticator is enrolled'),
   stepUpUnavailable: define(409, 'step_up_unavailable', 'This account has no password to step up with'),

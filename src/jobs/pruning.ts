@@ -15,7 +15,11 @@ export const PRUNE_INTERVAL_SECONDS = 600
 export interface PruningOptions {
   /** How often every job runs; 0 turns them off (tests run them by hand). */
   intervalSeconds: number
+  /** AUDIT_RETENTION_DAYS (default 400). */
+  auditRetentionDays?: number | undefined
 }
+
+export const AUDIT_RETENTION_DAYS_DEFAULT = 400
 
 export interface PruneJob {
   what: string
@@ -24,12 +28,16 @@ export interface PruneJob {
 }
 
 /** Every job that deletes dead rows, in one list: each table's owner does the deleting, a bounded batch at a time. */
-export function pruneJobs (owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes'> & { mfa: Pick<FastifyInstance['mfa'], 'tokens'> }): PruneJob[] {
+export function pruneJobs (
+  owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes' | 'audit'> & { mfa: Pick<FastifyInstance['mfa'], 'tokens'> },
+  auditRetentionDays = AUDIT_RETENTION_DAYS_DEFAULT
+): PruneJob[] {
   return [
     { what: 'dead sessions', retentionSeconds: RETENTION_SECONDS.sessions, prune: owners.sessions.prune },
     { what: 'expired sign-in transactions', retentionSeconds: RETENTION_SECONDS.oidcTransactions, prune: owners.oidcTransactions.prune },
     { what: 'expired login codes', retentionSeconds: RETENTION_SECONDS.loginCodes, prune: owners.loginCodes.prune },
-    { what: 'expired mfa tokens', retentionSeconds: RETENTION_SECONDS.mfaTokens, prune: owners.mfa.tokens.prune }
+    { what: 'expired mfa tokens', retentionSeconds: RETENTION_SECONDS.mfaTokens, prune: owners.mfa.tokens.prune },
+    { what: 'old audit events', retentionSeconds: auditRetentionDays * 86_400, prune: owners.audit.prune }
   ]
 }
 
@@ -47,10 +55,10 @@ export async function runPruneJobs (jobs: readonly PruneJob[], log: FastifyBaseL
   }))
 }
 
-export default fp<PruningOptions>(async (app, { intervalSeconds }) => {
+export default fp<PruningOptions>(async (app, { intervalSeconds, auditRetentionDays }) => {
   if (intervalSeconds <= 0) return
-  const jobs = pruneJobs(app)
+  const jobs = pruneJobs(app, auditRetentionDays)
   const timer = setInterval(() => { void runPruneJobs(jobs, app.log) }, intervalSeconds * 1000)
   timer.unref()
   app.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes', 'mfa'] })
+}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes', 'mfa', 'audit'] })

@@ -46,6 +46,10 @@ export interface AccessTokenClaims {
   amr?: string[]
   /** OpenID Connect Core §2 (and RFC 9068 §2.2.1): when the user last proved it, in seconds. */
   auth_time?: number
+  /** RFC 9068 §2.2.3.1: the user's roles, when they have any. */
+  roles?: string[]
+  /** RFC 9068 §2.2.3.1: the permissions of those roles, when there are any. */
+  entitlements?: string[]
   [claim: string]: unknown
 }
 
@@ -68,6 +72,9 @@ export interface AccessTokenSubject {
   amr?: readonly string[] | undefined
   /** `auth_time` in seconds, when the session knows it. */
   authTime?: number | undefined
+  /** `roles` and `entitlements`, left out when empty (a user without roles pays no bytes for them). */
+  roles?: readonly string[] | undefined
+  permissions?: readonly string[] | undefined
   /** Custom claims, already checked (lib/custom-claims.ts); the registered claims always win over them. */
   claims?: Readonly<Record<string, unknown>> | undefined
 }
@@ -121,6 +128,8 @@ export function createAccessTokenSigner (key: KeyForSigning, issuer: TokenIssuer
     if (subject.scope) claims.scope = subject.scope
     if (subject.amr !== undefined) claims.amr = [...subject.amr]
     if (subject.authTime !== undefined) claims.auth_time = subject.authTime
+    if (subject.roles !== undefined && subject.roles.length > 0) claims.roles = [...subject.roles]
+    if (subject.permissions !== undefined && subject.permissions.length > 0) claims.entitlements = [...subject.permissions]
     for (const [name, value] of Object.entries(subject.claims ?? {})) {
       if (!RESERVED_CLAIMS.has(name)) claims[name] = value
     }
@@ -274,6 +283,12 @@ function checkClaims (claims: AccessTokenClaims, now: number): void {
   // Optional (tokens signed before they existed have neither), but never of another type.
   if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every(value => typeof value === 'string'))) {
     throw new AccessTokenError('invalid', 'amr is not an array of strings')
+  }
+  for (const name of ['roles', 'entitlements'] as const) {
+    const value = claims[name]
+    if (value !== undefined && !(Array.isArray(value) && value.every(entry => typeof entry === 'string'))) {
+      throw new AccessTokenError('invalid', `${name} is not an array of strings`)
+    }
   }
   if (claims.auth_time !== undefined && !Number.isInteger(claims.auth_time)) throw new AccessTokenError('invalid', 'auth_time must be a numeric date')
   if (!Number.isInteger(claims.exp) || !Number.isInteger(claims.iat)) throw new AccessTokenError('invalid', 'iat and exp must be numeric dates')

@@ -17,6 +17,8 @@ export interface AuthMetrics {
   countRefresh<T>(attempt: Promise<T>): Promise<T>
   /** Counts a second-factor event (README, Second factor): enrolment, removal, a failed code, a recovery code used... */
   countMfaEvent(event: string): void
+  /** Counts an audit event by its type (README, Audit trail), once its transaction committed. */
+  countAuditEvent(type: string): void
   observeRequest(method: string, route: string | undefined, statusCode: number, seconds: number): void
   watchPool(stats: () => PoolStats): void
 }
@@ -42,6 +44,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
   const logins = new Counter({ name: 'latchkey_logins_total', help: 'Password logins (login and the password grant), by outcome', labelNames: ['outcome'], registers })
   const refreshes = new Counter({ name: 'latchkey_refreshes_total', help: 'Refresh-token rotations, by outcome', labelNames: ['outcome'], registers })
   const mfaEvents = new Counter({ name: 'latchkey_mfa_events_total', help: 'Second-factor events: enrolments, removals, failed codes, recovery codes used, step-ups', labelNames: ['event'], registers })
+  const auditEvents = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by type', labelNames: ['type'], registers })
   const rateLimited = new Counter({ name: 'latchkey_rate_limited_total', help: 'Requests refused with 429, by route', labelNames: ['route'], registers })
   let poolStats: (() => PoolStats) | undefined
   // Read at scrape time, so it reports the pool as it is, not as it was at the last request.
@@ -73,6 +76,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
     countLogin: counted(logins),
     countRefresh: counted(refreshes),
     countMfaEvent (event) { mfaEvents.inc({ event }) },
+    countAuditEvent (type) { auditEvents.inc({ type }) },
     observeRequest (method, route = 'unmatched', statusCode, seconds) {
       requests.inc({ method, route, status: statusCode })
       latency.observe({ method, route }, seconds)

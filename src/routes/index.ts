@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { notFoundHandler } from '../http/index.js'
 import type { AuthMetrics } from '../observability/index.js'
+import adminRoutes from './admin/index.js'
 import authRoutes from './auth/index.js'
 import healthRoutes from './health.js'
 import metricsRoute from './metrics.js'
@@ -11,6 +12,8 @@ export { default as metricsRoute } from './metrics.js'
 export interface RoutesOptions {
   /** Where the auth routes live (`/auth` by default, as in openapi.yaml). */
   authPrefix: string
+  /** Where the admin API lives (`/admin` by default). */
+  adminPrefix: string
   jwksMaxAgeSeconds: number
   /** `/metrics` on this listener, behind this bearer secret; undefined serves it elsewhere or not at all. */
   metricsEndpoint?: { metrics: AuthMetrics, token: string } | undefined
@@ -22,6 +25,10 @@ const routes: FastifyPluginAsync<RoutesOptions> = async (app, options) => {
     auth.setNotFoundHandler(notFoundHandler)
     await auth.register(authRoutes)
   }, { prefix: options.authPrefix })
+  await app.register(async admin => {
+    admin.setNotFoundHandler(notFoundHandler)
+    await admin.register(adminRoutes)
+  }, { prefix: options.adminPrefix })
   await app.register(wellKnownRoutes, { jwksMaxAgeSeconds: options.jwksMaxAgeSeconds, authPrefix: options.authPrefix })
   await app.register(healthRoutes)
   if (options.metricsEndpoint !== undefined) await app.register(metricsRoute, options.metricsEndpoint)

@@ -71,6 +71,21 @@ export const SessionSchema = Type.Object({
 
 export const SessionListSchema = Type.Object({ sessions: Type.Array(SessionSchema) })
 
+/** A session as an admin sees it: the same, without `current`, which only its user's request can say. */
+export const SessionViewSchema = Type.Omit(SessionSchema, ['current'])
+
+/** A live session as the API shows it. */
+export function toSessionBody (session: { id: string, createdAt: Date, lastUsedAt: Date, expiresAt: Date, userAgent: string | null, ip: string | null }): Static<typeof SessionViewSchema> {
+  return {
+    id: session.id,
+    createdAt: session.createdAt.toISOString(),
+    lastUsedAt: session.lastUsedAt.toISOString(),
+    expiresAt: session.expiresAt.toISOString(),
+    userAgent: session.userAgent,
+    ip: session.ip
+  }
+}
+
 export const ChangePasswordBodySchema = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
   newPassword: Type.String({ minLength: 1, maxLength: 1024 })

@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 
 export const ProviderParamsSchema = Type.Object({ provider: Type.String({ maxLength: 32 }) })
 
@@ -29,3 +29,8 @@ export const IdentitySchema = Type.Object({
 })
 
 export const IdentityListSchema = Type.Object({ identities: Type.Array(IdentitySchema) })
+
+/** An identity as the API shows it (to its user, and to an admin). */
+export function toIdentityBody (identity: { id: string, provider: string, email: string | null, createdAt: Date, lastUsedAt: Date }): Static<typeof IdentitySchema> {
+  return { id: identity.id, provider: identity.provider, email: identity.email, createdAt: identity.createdAt.toISOString(), lastUsedAt: identity.lastUsedAt.toISOString() }
+}

@@ -18,7 +18,9 @@ export const security = {
   /** RFC 7662 §2.1 / RFC 7009 §2.1: client_secret_basic, or client_secret_post in the body. */
   serviceClient: req([{ serviceClient: [] }, {}]),
   /** A service client by HTTP Basic only, where the body is something else. */
-  serviceClientBasic: req([{ serviceClient: [] }])
+  serviceClientBasic: req([{ serviceClient: [] }]),
+  /** An access token whose user holds the operation's permission, or a service client of ADMIN_SERVICE_CLIENTS. */
+  admin: req([{ bearer: [] }, { password: [] }, { serviceClient: [] }])
 }
 
 export const tags = {
@@ -29,7 +31,8 @@ export const tags = {
   federation: 'federation',
   mfa: 'mfa',
   discovery: 'discovery',
-  operations: 'operations'
+  operations: 'operations',
+  admin: 'admin'
 } as const
 
 export interface OpenapiDocumentOptions {
@@ -58,7 +61,8 @@ export function openapiDocument ({ issuer, authPrefix, version }: OpenapiDocumen
       { name: tags.federation, description: 'Sign-in through OpenID Connect providers and the identities linked to an account' },
       { name: tags.mfa, description: 'A second factor (TOTP and recovery codes), the second step of a login, and step-up' },
       { name: tags.discovery, description: 'Public keys and authorization-server metadata for verifiers' },
-      { name: tags.operations, description: 'Liveness and readiness probes' }
+      { name: tags.operations, description: 'Liveness and readiness probes' },
+      { name: tags.admin, description: 'The admin API: users, their roles and sessions, and the audit trail (an admin token or an ADMIN_SERVICE_CLIENTS client)' }
     ],
     components: {
       securitySchemes: {

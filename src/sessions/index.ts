@@ -1,5 +1,5 @@
 export { REFRESH_COOKIE, default as refreshCookiesPlugin } from './refresh-cookies.js'
 export { default as sessionsPlugin } from './sessions.js'
-export type { SessionGrant, SessionProof, Sessions } from './sessions.js'
+export type { RevokeReason, SessionAuthority, SessionGrant, SessionProof, Sessions, SessionView } from './sessions.js'
 export { default as sessionDataPlugin } from './session-data.js'
 export type { SessionData, SessionDataStore, SessionDetail } from './session-data.js'

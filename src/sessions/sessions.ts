@@ -1,11 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database, Statement } from '../db/index.js'
+import { and, eq, gt, isNull } from 'drizzle-orm'
+import { sessions as sessionsTable, type Database, type Db, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
 import { errors } from '../http/index.js'
 import { pruner, type PruneOptions } from '../db/index.js'
+import { SYSTEM, type Audit } from '../audit/index.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -16,7 +18,7 @@ export interface SessionSettings {
 }
 
 /** Where a capability reports its events: the app's logger, or a request's. */
-export type SessionLog = Pick<FastifyBaseLogger, 'warn'>
+export type SessionLog = Pick<FastifyBaseLogger, 'warn' | 'info'>
 
 /** How a session's user proved who they are, remembered so that every refresh re-issues it. */
 export interface SessionProof {
@@ -33,8 +35,14 @@ export interface SessionStart extends Partial<SessionProof> {
   ip?: string | undefined
 }
 
-/** What a refresh token buys: who, which session, how it was proven, and the token to present next time. */
-export interface SessionGrant extends Partial<SessionProof> {
+/** The roles a session's user holds and their permissions, read with the session itself (README, Roles and permissions). */
+export interface SessionAuthority {
+  roles: string[]
+  permissions: string[]
+}
+
+/** What a refresh token buys: who, which session, how it was proven, what the user may do, and the token to present next time. */
+export interface SessionGrant extends Partial<SessionProof>, Partial<SessionAuthority> {
   sessionId: string
   userId: string
   clientId: string
@@ -51,7 +59,7 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled' | 'revoked_by_admin'
 
 /** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
 export interface RefreshTokenInfo {
@@ -75,27 +83,53 @@ export interface Sessions {
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>
   /** Revokes every live session of the user but `keep`; answers how many. */
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
+  /**
+   * Revokes one live session of the user, or every one, in the caller's
+   * transaction (so an admin's revocation and its audit event commit
+   * together); answers the ids revoked.
+   */
+  revokeWithin(db: Db, userId: string, reason: RevokeReason, sessionId?: string): Promise<string[]>
   /** Records a new proof for one live session of this user (a step-up); false when no such session is live. */
   reprove(sessionId: string, userId: string, proof: SessionProof): Promise<boolean>
   list(userId: string): Promise<SessionView[]>
-  isLive(sessionId: string): Promise<boolean>
+  /** A live session's user's roles and permissions now; undefined when the session is not live. */
+  isLive(sessionId: string): Promise<SessionAuthority | undefined>
+  /** Forgets which sessions were seen live, so that the next `isLive` reads roles again (after a role changes). */
+  forgetLive(): void
   /** The live, unrotated refresh token's session; undefined for anything else. */
   inspectRefreshToken(token: string): Promise<RefreshTokenInfo | undefined>
   /** Deletes sessions dead for longer than `retentionSeconds`, a bounded batch at a time. */
   prune(retentionSeconds: number, options?: PruneOptions): Promise<number>
 }
 
+/**
+ * The user's roles and their permissions, as two columns of the statement
+ * that starts, rotates or checks a session: read in the same round trip, so a
+ * refresh costs no second query (README, Roles and permissions). `user_roles`
+ * belongs to roles/; this is its one reader outside it.
+ */
+const authorityOf = (userId: string) =>
+  `(select coalesce(array_agg(ur.role order by ur.role), '{}') from user_roles ur where ur.user_id = ${userId}) as roles,
+  (select coalesce(array_agg(distinct rp.permission order by rp.permission), '{}')
+    from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${userId}) as permissions`
+
 const statements = {
   start: {
     name: 'latchkey_session_start',
     text: `with session as (
       insert into sessions (user_id, client_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, user_agent, ip, amr, auth_time)
-      values ($1, $2, $3, $3, $4, $5, $6, $7, $9::jsonb, $10)
+      values ($1::uuid, $2, $3, $3, $4, $5, $6, $7, $9::jsonb, $10)
       returning id
+    ), token as (
+      insert into refresh_tokens (hash, session_id, created_at)
+      select $8, id, $3 from session
+      returning session_id
+    ), event as (
+      -- README, Audit trail: the login and its event commit together, in one round trip.
+      insert into audit_events (at, type, actor_type, actor_id, subject_user_id, session_id, ip, user_agent, outcome, detail)
+      select $3, 'login_succeeded', 'user', $1::uuid::text, $1::uuid, id, $7, $6, 'success', jsonb_build_object('client_id', $2::text) from session
     )
-    insert into refresh_tokens (hash, session_id, created_at)
-    select $8, id, $3 from session
-    returning session_id`
+    select session_id, ${authorityOf('$1::uuid')} from token`
   },
   // One statement, so of any number of concurrent rotations of one token exactly
   // one sees rotated_at null: the row lock serialises them and the loser re-checks
@@ -116,13 +150,26 @@ const statements = {
       insert into refresh_tokens (hash, session_id, parent_hash, created_at)
       select $2, id, $1, $3 from live
     )
-    select id, user_id, client_id, idle_expires_at, amr, auth_time from live`
+    select l.id, l.user_id, l.client_id, l.idle_expires_at, l.amr, l.auth_time, ${authorityOf('l.user_id')} from live l`
   },
   explain: {
     name: 'latchkey_refresh_explain',
-    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time
+    text: `select t.rotated_at, s.id, s.user_id, s.client_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time,
+      ${authorityOf('s.user_id')}
     from refresh_tokens t join sessions s on s.id = t.session_id
     where t.hash = $1`
+  },
+  // RFC 9700 §4.14.2: the family is revoked and the reuse recorded in one statement.
+  reuse: {
+    name: 'latchkey_refresh_reuse',
+    text: `with revoked as (
+      update sessions set revoked_at = $2, revoked_reason = 'refresh_token_reused'
+      where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
+      returning id, user_id
+    )
+    insert into audit_events (at, type, actor_type, subject_user_id, session_id, outcome)
+    select $2, 'refresh_token_reused', 'system', user_id, id, 'failure' from revoked
+    returning session_id`
   },
   revokeByToken: {
     name: 'latchkey_session_revoke_by_token',
@@ -164,7 +211,7 @@ const statements = {
   },
   isLive: {
     name: 'latchkey_session_is_live',
-    text: `select 1 from sessions
+    text: `select ${authorityOf('s.user_id')} from sessions s
     where id = $1 and revoked_at is null and idle_expires_at > $2 and absolute_expires_at > $2`
   },
   // SKIP LOCKED: several instances prune side by side without waiting on each other.
@@ -189,8 +236,8 @@ export function toView (row: ViewRow): SessionView {
 
 /** The proof columns of a session, null for sessions started before they existed. */
 interface ProofColumns { amr: string[] | null, auth_time: Date | null }
-interface RotatedRow extends ProofColumns { id: string, user_id: string, client_id: string, idle_expires_at: Date }
-interface MissedRow extends ProofColumns {
+interface RotatedRow extends ProofColumns, SessionAuthority { id: string, user_id: string, client_id: string, idle_expires_at: Date }
+interface MissedRow extends ProofColumns, SessionAuthority {
   rotated_at: Date | null
   id: string
   user_id: string
@@ -217,8 +264,8 @@ function proofOf (row: ProofColumns): Partial<SessionProof> {
 const LIVE_CACHE_MS = 1_000
 const LIVE_CACHE_MAX = 10_000
 
-export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog): Sessions {
-  const recentlyLive = new Map<string, number>()
+export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog, audit?: Pick<Audit, 'announce'>): Sessions {
+  const recentlyLive = new Map<string, { at: number, authority: SessionAuthority }>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
 
@@ -238,13 +285,15 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId: row.client_id,
         refreshToken: successorOf(token, settings.successorKey),
         refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
-        ...proofOf(row)
+        ...proofOf(row),
+        roles: row.roles,
+        permissions: row.permissions
       }
     }
     // RFC 9700 §4.14.2: a rotated token came back; whoever holds the family may be an attacker.
-    revoked(await database.query(statements.revokeByToken, [hash, new Date(now), 'refresh_token_reused']))
-    // An attack signal: say so, with who and which session, never the token.
-    log.warn({ event: 'refresh_token_reused', sessionId: row.id, userId: row.user_id }, 'refresh token reused: session revoked')
+    const [reused] = revoked(await database.query<{ session_id: string }>(statements.reuse, [hash, new Date(now)]))
+    // An attack signal: said (a warning, the `event:` line) with who and which session, never the token.
+    if (reused !== undefined) audit?.announce({ type: 'refresh_token_reused', actor: SYSTEM, subjectUserId: row.user_id, sessionId: reused.session_id, outcome: 'failure' }, log)
     throw errors.refreshTokenReused()
   }
 
@@ -254,7 +303,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       const absolute = now + settings.maxTtlSeconds * 1000
       const idle = Math.min(now + settings.idleTtlSeconds * 1000, absolute)
       const refreshToken = newOpaqueToken()
-      const [row] = await database.query<{ session_id: string }>(statements.start, [
+      const [row] = await database.query<{ session_id: string } & SessionAuthority>(statements.start, [
         userId, clientId, new Date(now), new Date(idle), new Date(absolute),
         userAgent?.slice(0, 512) ?? null, ip ?? null, hashOpaqueToken(refreshToken),
         amr === undefined ? null : JSON.stringify(amr), authTime === undefined ? null : new Date(authTime * 1000)
@@ -265,6 +314,8 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId,
         refreshToken,
         refreshExpiresIn: Math.floor((idle - now) / 1000),
+        roles: row!.roles,
+        permissions: row!.permissions,
         ...(amr !== undefined && { amr }),
         ...(authTime !== undefined && { authTime })
       }
@@ -285,7 +336,9 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
         clientId: row.client_id,
         refreshToken: successor,
         refreshExpiresIn: secondsUntil(row.idle_expires_at, now),
-        ...proofOf(row)
+        ...proofOf(row),
+        roles: row.roles,
+        permissions: row.permissions
       }
     },
 
@@ -306,6 +359,21 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       return rows.length
     },
 
+    async revokeWithin (db, userId, reason, sessionId) {
+      if (sessionId !== undefined && !isUuid(sessionId)) return []
+      const now = new Date(clock.now())
+      const rows = await db.update(sessionsTable).set({ revokedAt: now, revokedReason: reason })
+        .where(and(
+          eq(sessionsTable.userId, userId),
+          sessionId === undefined ? undefined : eq(sessionsTable.id, sessionId),
+          isNull(sessionsTable.revokedAt),
+          gt(sessionsTable.idleExpiresAt, now),
+          gt(sessionsTable.absoluteExpiresAt, now)
+        ))
+        .returning({ id: sessionsTable.id })
+      return revoked(rows.map(row => row.id))
+    },
+
     async reprove (sessionId, userId, { amr, authTime }) {
       if (!isUuid(sessionId)) return false
       const rows = await database.query(statements.reprove, [sessionId, userId, JSON.stringify(amr), new Date(authTime * 1000), new Date(clock.now())])
@@ -317,17 +385,19 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     },
 
     async isLive (sessionId) {
-      if (!isUuid(sessionId)) return false
+      if (!isUuid(sessionId)) return undefined
       const now = clock.now()
       const seen = recentlyLive.get(sessionId)
-      if (seen !== undefined && now - seen < LIVE_CACHE_MS) return true
-      const live = (await database.query(statements.isLive, [sessionId, new Date(now)])).length > 0
-      if (live) {
+      if (seen !== undefined && now - seen.at < LIVE_CACHE_MS) return seen.authority
+      const [authority] = await database.query<SessionAuthority>(statements.isLive, [sessionId, new Date(now)])
+      if (authority !== undefined) {
         if (recentlyLive.size >= LIVE_CACHE_MAX) recentlyLive.delete(recentlyLive.keys().next().value!)
-        recentlyLive.set(sessionId, now)
+        recentlyLive.set(sessionId, { at: now, authority })
       }
-      return live
+      return authority
     },
+
+    forgetLive () { recentlyLive.clear() },
 
     async inspectRefreshToken (token) {
       if (!isOpaqueToken(token)) return undefined
@@ -347,5 +417,5 @@ declare module 'fastify' {
 }
 
 export default fp<SessionSettings>(async (app, settings) => {
-  app.decorate('sessions', createSessions(app.database, app.clock, settings, app.log))
-}, { name: 'sessions', dependencies: ['database'] })
+  app.decorate('sessions', createSessions(app.database, app.clock, settings, app.log, app.audit))
+}, { name: 'sessions', dependencies: ['database', 'audit'] })

@@ -1,6 +1,7 @@
 export { default as accessTokensPlugin } from './access-tokens.js'
 export { bearerToken, createRequireUser, default as requireUserPlugin } from './require-user.js'
-export type { AuthenticatedUser, PreHandler, RequireUser, UserRequirements } from './require-user.js'
+export type { AuthenticatedUser, LiveGrants, PreHandler, RequireUser, UserRequirements } from './require-user.js'
+export type { AuthorizationRequirements } from './authorization.js'
 export { MFA_ACR, type StepUpRequirements } from './step-up.js'
 export { default as serviceClientsPlugin } from './service-clients.js'
 export { latchkeyVerifier } from './verifier.js'

@@ -6,12 +6,20 @@ import { UserSessionData, type SessionData } from '../lib/session-data.js'
 import { challenge, errors, logServerError, sendProblem, toProblemError, type ProblemError } from '../http/index.js'
 import { isDatabaseUnavailable } from '../db/index.js'
 import { assertStepUpRequirements, checkStepUp, proofOf, type StepUpRequirements } from './step-up.js'
+import { assertAuthorizationRequirements, checkAuthorization, demandsGrants, type AuthorizationRequirements } from './authorization.js'
 
 /** Who made the request, as proven by a verified access token. */
 export interface AuthenticatedUser {
   id: string
   sessionId: string
   scopes: string[]
+  /**
+   * RFC 9068 §2.2.3.1 `roles`: the token's, or under `requireLiveUser` the
+   * user's roles as the database holds them now; `[]` for none.
+   */
+  roles: string[]
+  /** The permissions of those roles (the token's `entitlements`, RFC 9068 §2.2.3.1). */
+  permissions: string[]
   /** Every claim of the token, the deployment's own typed through `CustomClaims` (declaration merging). */
   claims: AccessTokenClaims & CustomClaims
   /**
@@ -28,9 +36,16 @@ export interface AuthenticatedUser {
 
 /**
  * What a route may demand beyond a valid token, each kind checked by a file
- * of its own (`step-up.ts`: a second factor, a recent login).
+ * of its own (`step-up.ts`: a second factor, a recent login;
+ * `authorization.ts`: roles, permissions, scopes).
  */
-export interface UserRequirements extends StepUpRequirements {}
+export interface UserRequirements extends StepUpRequirements, AuthorizationRequirements {}
+
+/** A live session's user's roles and permissions now, as `requireLiveUser` reads them. */
+export interface LiveGrants {
+  roles: string[]
+  permissions: string[]
+}
 
 /** Why a valid token does not meet a route's requirements: the problem, and the challenge's parameters beyond `realm`. */
 export interface RequirementFailure {
@@ -56,12 +71,15 @@ declare module 'fastify' {
     /**
      * preHandler: answers 401 (RFC 6750 §3) unless the request carries a valid
      * access token; `requireUser({ mfa, maxAge })` also demands a login with a
-     * second factor or a recent one (401 `insufficient_user_authentication`, RFC 9470).
+     * second factor or a recent one (401 `insufficient_user_authentication`, RFC 9470),
+     * and `requireUser({ roles, permissions, scopes, match })` roles, permissions or
+     * scopes (403 `insufficient_scope`, RFC 6750 §3.1).
      */
     requireUser: RequireUser
     /**
      * preHandler: as `requireUser`, and the token's session must still be live
-     * (not logged out, revoked or expired), for routes that must honour logout at once.
+     * (not logged out, revoked or expired), for routes that must honour logout at once;
+     * roles and permissions are the user's as they are now, not as the token says.
      */
     requireLiveUser: RequireUser
   }
@@ -73,8 +91,8 @@ declare module 'fastify' {
 
 export interface RequireUserOptions {
   verify(token: string): AccessTokenClaims | Promise<AccessTokenClaims>
-  /** Whether a session is still live; without it, `requireLiveUser` is not decorated. */
-  isLive?: ((sessionId: string) => Promise<boolean>) | undefined
+  /** A live session's current roles and permissions, undefined when it is not live; without it, `requireLiveUser` is not decorated. */
+  isLive?: ((sessionId: string) => Promise<LiveGrants | undefined>) | undefined
   /** Where `request.user.session` reads and writes; without it, there is no `session`. */
   sessionData?: SessionData | undefined
   realm?: string
@@ -96,8 +114,9 @@ export function createRequireUser ({ verify, isLive, sessionData, realm = 'latch
   const invalid = (description: string) => challenge('Bearer', { realm, error: 'invalid_token', error_description: description })
 
   /** Each kind of requirement in turn; the first that fails answers. */
-  function unmet (claims: AccessTokenClaims, requirements: UserRequirements): RequirementFailure | undefined {
-    return checkStepUp(claims, requirements, Math.floor(clock.now() / 1000))
+  function unmet (claims: AccessTokenClaims, user: AuthenticatedUser, requirements: UserRequirements): RequirementFailure | undefined {
+    return checkStepUp(claims, requirements, Math.floor(clock.now() / 1000)) ??
+      (demandsGrants(requirements) ? checkAuthorization(user, requirements) : undefined)
   }
 
   async function authenticate (request: FastifyRequest, reply: FastifyReply, requirements: UserRequirements | undefined) {
@@ -120,8 +139,8 @@ export function createRequireUser ({ verify, isLive, sessionData, realm = 'latch
       }
       return sendProblem(reply, errors.invalidToken(undefined, { 'www-authenticate': invalid('The access token is not valid') }))
     }
+    let live: LiveGrants | undefined
     if (checkSession && isLive !== undefined) {
-      let live: boolean
       try {
         live = await isLive(claims.sid)
       } catch (error) {
@@ -130,21 +149,24 @@ export function createRequireUser ({ verify, isLive, sessionData, realm = 'latch
         logServerError(request, error as Error, 503)
         return sendProblem(reply, toProblemError(error as Error))
       }
-      if (!live) return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
+      if (live === undefined) return sendProblem(reply, errors.sessionRevoked('The session of this access token has ended', { 'www-authenticate': invalid('The session has ended') }))
     }
-    const failure = requirements === undefined ? undefined : unmet(claims, requirements)
-    if (failure !== undefined) {
-      return sendProblem(reply, failure.problem(failure.detail, { 'www-authenticate': challenge('Bearer', { realm, ...failure.challenge }) }))
-    }
-    request.user = {
+    const user: AuthenticatedUser = {
       id: claims.sub,
       sessionId: claims.sid,
       scopes: claims.scope ? claims.scope.split(' ') : [],
+      roles: live?.roles ?? claims.roles ?? [],
+      permissions: live?.permissions ?? claims.entitlements ?? [],
       claims,
       ...proofOf(claims),
       // Nothing is read until the app asks: the hot path only builds the handle.
       session: sessionData && new UserSessionData(sessionData, claims.sid, claims.sub)
     }
+    const failure = requirements === undefined ? undefined : unmet(claims, user, requirements)
+    if (failure !== undefined) {
+      return sendProblem(reply, failure.problem(failure.detail, { 'www-authenticate': challenge('Bearer', { realm, ...failure.challenge }) }))
+    }
+    request.user = user
     return undefined
   }
 
@@ -152,6 +174,7 @@ export function createRequireUser ({ verify, isLive, sessionData, realm = 'latch
     if (reply !== undefined) return authenticate(first as FastifyRequest, reply, undefined)
     const requirements = { ...first as UserRequirements }
     assertStepUpRequirements(requirements)
+    assertAuthorizationRequirements(requirements)
     return (request: FastifyRequest, reply: FastifyReply) => authenticate(request, reply, requirements)
   } as RequireUser
 }

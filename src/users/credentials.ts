@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { Audit, AuditActor, AuditEvent, AuditLog } from '../audit/index.js'
 import { errors } from '../http/index.js'
 import { checkPassword } from '../lib/password-policy.js'
 import { isEmail } from '../lib/email.js'
@@ -6,12 +7,20 @@ import type { PasswordCheck, PasswordHasher } from './password-hasher.js'
 import type { AccountLimits } from '../limits/index.js'
 import type { Credential, User, Users } from './users.js'
 
+/** Where a change came from, as its audit event records it (README, Audit trail). */
+export interface ChangeContext extends Pick<AuditEvent, 'ip' | 'userAgent'> {
+  /** Who acts; the user themself when left out. */
+  actor?: AuditActor | undefined
+  log?: AuditLog | undefined
+}
+
 export interface Credentials {
-  register(input: { email: string, password: string, name?: string | undefined }): Promise<User>
+  /** Records `registered`, or `user_created` when someone else (an admin) acts, with the new user, in one transaction. */
+  register(input: { email: string, password: string, name?: string | undefined }, context?: ChangeContext): Promise<User>
   /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
-  authenticate(email: string, password: string): Promise<User>
+  authenticate(email: string, password: string, context?: ChangeContext): Promise<User>
   /** Replaces the password of a signed-in user who proves they know the current one. */
-  changePassword(userId: string, currentPassword: string, newPassword: string): Promise<void>
+  changePassword(userId: string, currentPassword: string, newPassword: string, context?: ChangeContext): Promise<void>
   /**
    * Checks the password of a signed-in user who proves it again (a step-up,
    * changes to their second factor): 401 `invalid_credentials` with `wrong`
@@ -26,7 +35,7 @@ export function assertAcceptablePassword (password: string, field = 'password'):
   if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
 }
 
-export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits): Credentials {
+export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits, audit: Audit): Credentials {
   /** An unknown account and one without a password cost and answer what a wrong password does. */
   const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
     found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
@@ -43,17 +52,28 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
 
   return {
     verifyPassword,
-    async register ({ email, password, name }) {
+    async register ({ email, password, name }, { actor, log, ...where } = {}) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
       assertAcceptablePassword(password)
-      return users.create({ email, name, passwordHash: await hasher.hash(password) })
+      // Hashed before the transaction opens: no connection is held through argon2.
+      const passwordHash = await hasher.hash(password)
+      return audit.transaction(async tx => {
+        const user = await users.create({ email, name, passwordHash }, tx.db)
+        await tx.record({ type: actor === undefined ? 'registered' : 'user_created', actor: actor ?? { type: 'user', id: user.id }, subjectUserId: user.id, ...where })
+        return user
+      }, log)
     },
-    async authenticate (email, password) {
+    async authenticate (email, password, context = {}) {
       // Refused before any hashing: the cost of a guess never depends on its size.
       if (checkPassword(password) === 'too_long') throw errors.validationFailed('password must be at most 1024 bytes')
       const attempt = await accountLimits.begin(email)
       const found = isEmail(email) ? await users.findCredentialsByEmail(email) : undefined
       const { ok, needsRehash } = await check(found, password)
+      if (found !== undefined && !ok) {
+        // A failure on a known account, with no change to go with it; the actor is the account the attempt named.
+        const { log, actor, ...where } = context
+        await audit.record({ type: 'login_failed', actor: actor ?? { type: 'user', id: found.user.id }, subjectUserId: found.user.id, outcome: 'failure', ...where }, log)
+      }
       if (found === undefined || !ok) throw errors.invalidCredentials()
       await attempt.succeeded()
       // Said only to whoever knows the password, so it tells a guesser nothing.
@@ -61,10 +81,14 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
       return found.user
     },
-    async changePassword (userId, currentPassword, newPassword) {
+    async changePassword (userId, currentPassword, newPassword, { actor, log, ...where } = {}) {
       assertAcceptablePassword(newPassword, 'newPassword')
       await verifyPassword(userId, currentPassword, 'The current password is wrong')
-      await users.setPasswordHash(userId, await hasher.hash(newPassword))
+      const passwordHash = await hasher.hash(newPassword)
+      await audit.transaction(async tx => {
+        await users.setPasswordHash(userId, passwordHash, tx.db)
+        await tx.record({ type: 'password_changed', actor: actor ?? { type: 'user', id: userId }, subjectUserId: userId, ...where })
+      }, log)
     }
   }
 }
@@ -76,5 +100,5 @@ declare module 'fastify' {
 }
 
 export default fp(async app => {
-  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits))
-}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits'] })
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits, app.audit))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits', 'audit'] })

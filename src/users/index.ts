@@ -1,5 +1,5 @@
 export { default as credentialsPlugin } from './credentials.js'
 export { default as identitiesPlugin, type ProviderClaims, type SignInRefusal } from './identities.js'
 export { default as passwordHasherPlugin } from './password-hasher.js'
-export { default as usersPlugin } from './users.js'
-export type { MetadataKind, User, Users } from './users.js'
+export { createUsers, default as usersPlugin } from './users.js'
+export type { MetadataKind, User, UserPage, Users, UserSearch } from './users.js'

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import { and, eq, isNull, sql } from 'drizzle-orm'
-import { isUniqueViolation, sessions, users, type UserRow } from '../db/index.js'
-import type { Database } from '../db/index.js'
+import { and, asc, eq, gt, gte, isNotNull, isNull, lte, or, sql, type SQL } from 'drizzle-orm'
+import { isUniqueViolation, sessions, userRoles, users, type UserRow } from '../db/index.js'
+import type { Database, Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { isUuid } from '../lib/uuid.js'
@@ -40,18 +40,43 @@ export interface NewUser {
 }
 
 export interface Users {
-  create(user: NewUser): Promise<User>
+  /** In the caller's transaction when given one (an admin creating a user records it with the user). */
+  create(user: NewUser, db?: Db): Promise<User>
   findById(id: string): Promise<User | undefined>
   /** The user and their password hash, for the one place that checks passwords. */
   findCredentialsByEmail(email: string): Promise<Credential | undefined>
   findCredentialsById(id: string): Promise<Credential | undefined>
-  setPasswordHash(id: string, passwordHash: string): Promise<void>
+  setPasswordHash(id: string, passwordHash: string, db?: Db): Promise<void>
   /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
+  /**
+   * Disables (revoking every session) or enables the account, in the caller's
+   * transaction; false when there is no such user.
+   */
+  setDisabled(db: Db, id: string, disabled: boolean): Promise<boolean>
+  /** Erases the user: the row, and with it (foreign keys) sessions, refresh tokens, identities, roles and second factors. */
+  erase(db: Db, id: string): Promise<boolean>
+  search(search: UserSearch): Promise<UserPage>
   /** RFC 7396 JSON Merge Patch of one metadata object; throws 404 for an unknown user, 400 for a result out of bounds. */
   mergeMetadata(id: string, kind: MetadataKind, patch: JsonObject, options?: MetadataWrite): Promise<User>
   replaceMetadata(id: string, kind: MetadataKind, value: JsonObject, options?: MetadataWrite): Promise<User>
 }
+
+/** What the admin API searches users by (README, Admin API); every filter optional, combined with and. */
+export interface UserSearch {
+  /** The start of the email, in any case. */
+  emailPrefix?: string | undefined
+  createdFrom?: Date | undefined
+  createdTo?: Date | undefined
+  disabled?: boolean | undefined
+  role?: string | undefined
+  /** The `next` of the previous page. */
+  cursor?: string | undefined
+  limit: number
+}
+
+/** One page in a stable order (oldest first, then by id); `next` is null on the last. */
+export interface UserPage { users: User[], next: string | null }
 
 /** A user and their password hash, null when they sign in only through a provider. */
 export interface Credential { user: User, passwordHash: string | null }
@@ -76,6 +101,19 @@ const FIELDS = { user_metadata: 'userMetadata', app_metadata: 'appMetadata' } as
 
 /** Writers of one user's metadata that lose the race this many times in a row are told to retry (503). */
 const MAX_ATTEMPTS = 8
+
+/** A page's position: the last user's creation time and id, opaque to callers. */
+function encodeCursor (user: User): string {
+  return Buffer.from(`${user.createdAt.toISOString()}|${user.id}`).toString('base64url')
+}
+
+function decodeCursor (cursor: string | undefined): { createdAt: Date, id: string } | undefined {
+  if (cursor === undefined) return undefined
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+  const createdAt = new Date(at ?? '')
+  if (Number.isNaN(createdAt.getTime()) || id === undefined || !isUuid(id)) throw errors.validationFailed('cursor is not one this API handed out')
+  return { createdAt, id }
+}
 
 export function createUsers (database: Database, clock: Clock, settings: UserSettings = { metadataMaxBytes: 4_096 }): Users {
   const { db } = database
@@ -107,11 +145,23 @@ export function createUsers (database: Database, clock: Clock, settings: UserSet
     throw errors.serviceUnavailable('The metadata is changing too often; retry', { 'retry-after': RETRY_AFTER_SECONDS })
   }
 
+  async function setDisabled (tx: Db, id: string, disabled: boolean): Promise<boolean> {
+    if (!isUuid(id)) return false
+    const now = new Date(clock.now())
+    const rows = await tx.update(users).set({ disabledAt: disabled ? now : null, updatedAt: now }).where(eq(users.id, id)).returning({ id: users.id })
+    // A disabled account never keeps a live session: revoked in the same transaction.
+    if (disabled) {
+      await tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_disabled' })
+        .where(and(eq(sessions.userId, id), isNull(sessions.revokedAt)))
+    }
+    return rows.length > 0
+  }
+
   return {
-    async create ({ email, name, passwordHash }) {
+    async create ({ email, name, passwordHash }, tx = db) {
       const now = new Date(clock.now())
       try {
-        const [row] = await db.insert(users).values({
+        const [row] = await tx.insert(users).values({
           email: normaliseEmail(email),
           emailKey: emailKey(email),
           name: name ?? null,
@@ -138,16 +188,34 @@ export function createUsers (database: Database, clock: Clock, settings: UserSet
       const [row] = await byId.execute({ id })
       return row && { user: toUser(row), passwordHash: row.passwordHash }
     },
-    async setPasswordHash (id, passwordHash) {
-      await db.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
+    async setPasswordHash (id, passwordHash, tx = db) {
+      await tx.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
     },
     async disable (id) {
-      const now = new Date(clock.now())
-      await database.transaction(async tx => {
-        await tx.update(users).set({ disabledAt: now, updatedAt: now }).where(eq(users.id, id))
-        await tx.update(sessions).set({ revokedAt: now, revokedReason: 'user_disabled' })
-          .where(and(eq(sessions.userId, id), isNull(sessions.revokedAt)))
-      })
+      await database.transaction(async tx => { await setDisabled(tx as unknown as Db, id, true) })
+    },
+    setDisabled,
+    async erase (tx, id) {
+      if (!isUuid(id)) return false
+      return (await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id })).length > 0
+    },
+    async search ({ emailPrefix, createdFrom, createdTo, disabled, role, cursor, limit }) {
+      const conditions: SQL[] = []
+      // LIKE's own characters in the prefix match themselves.
+      if (emailPrefix !== undefined) conditions.push(sql`${users.emailKey} like ${emailKey(emailPrefix).replace(/[\\%_]/g, '\\$&') + '%'}`)
+      if (createdFrom !== undefined) conditions.push(gte(users.createdAt, createdFrom))
+      if (createdTo !== undefined) conditions.push(lte(users.createdAt, createdTo))
+      if (disabled !== undefined) conditions.push(disabled ? isNotNull(users.disabledAt) : isNull(users.disabledAt))
+      if (role !== undefined) conditions.push(sql`exists (select 1 from ${userRoles} where ${userRoles.userId} = ${users.id} and ${userRoles.role} = ${role})`)
+      const after = decodeCursor(cursor)
+      if (after !== undefined) conditions.push(or(gt(users.createdAt, after.createdAt), and(eq(users.createdAt, after.createdAt), gt(users.id, after.id)))!)
+      const rows = await db.select().from(users)
+        .where(conditions.length === 0 ? undefined : and(...conditions))
+        .orderBy(asc(users.createdAt), asc(users.id))
+        .limit(limit + 1)
+      const page = rows.slice(0, limit).map(toUser)
+      const last = page.at(-1)
+      return { users: page, next: rows.length > limit && last !== undefined ? encodeCursor(last) : null }
     },
     mergeMetadata (id, kind, patch, options = {}) {
       const failure = checkJsonObject(patch, limits)

@@ -168,3 +168,23 @@ t.test('what authenticator apps show: TOTP_ISSUER and TOTP_ACCOUNT_LABEL', async
   ]
   for (const [env, message] of refused) t.throws(() => loadConfig(env), { message }, message)
 })
+
+t.test('ROLES, ADMIN_SERVICE_CLIENTS and AUDIT_RETENTION_DAYS', async t => {
+  const secret = 'x'.repeat(32)
+  const config = loadConfig({ ROLES: ' editor:posts:write, posts:read ;viewer:;support:users:read', SERVICE_CLIENTS: `ops:${secret},reports:${secret}`, ADMIN_SERVICE_CLIENTS: 'ops' })
+  t.same([...config.roles], [['editor', ['posts:read', 'posts:write']], ['viewer', []], ['support', ['users:read']]])
+  t.same([...config.adminServiceClients], ['ops'])
+  t.equal(config.auditRetentionDays, 400)
+  t.equal(loadConfig({}).roles.size, 0)
+  const many = Array.from({ length: 33 }, (_, i) => `role${i}:a`).join(';')
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ ROLES: 'Editor:posts:write' }, 'ROLES: "Editor" is not a role name (a lower-case letter, then up to 31 of a-z, 0-9, "_", "-")'],
+    [{ ROLES: 'editor:Posts' }, 'ROLES: "Posts" of "editor" is not a permission name (a lower-case letter, then up to 63 of a-z, 0-9, "_", ".", ":", "-")'],
+    [{ ROLES: 'editor:a;editor:b' }, 'ROLES: "editor" appears twice'],
+    [{ ROLES: many }, 'ROLES: declares more than 32 roles'],
+    [{ ROLES: `big:${Array.from({ length: 33 }, (_, i) => `p${i}`).join(',')}` }, 'ROLES: "big" has more than 32 permissions'],
+    [{ ADMIN_SERVICE_CLIENTS: 'ghost' }, 'ADMIN_SERVICE_CLIENTS: "ghost" is not a client of SERVICE_CLIENTS'],
+    [{ AUDIT_RETENTION_DAYS: '0' }, 'AUDIT_RETENTION_DAYS: must be between 1 and 3650, got 0']
+  ]
+  for (const [env, message] of cases) t.throws(() => loadConfig(env), { message }, message)
+})

@@ -250,7 +250,7 @@ t.test('a session that ends between its grant and its claims fails the grant wit
     sessionData: createSessionData(database, clock, { maxBytes: 4096 }),
     customClaims: createCustomClaims({ rules: parseClaimRules('workspace=session.data.workspace'), timeoutMs: 1_000 })
   }
-  const sessionsOf = createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {} })
+  const sessionsOf = createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {}, info: () => {} })
   const user = await owners.users.create({ email: uniqueEmail(), passwordHash: 'not a hash' })
   const grant = await sessionsOf.start({ userId: user.id, clientId: 'app' })
   await owners.sessionData.replace(grant.sessionId, { workspace: 'w-1' })

@@ -5,6 +5,8 @@ import { unlimitedAccounts } from '../../src/limits/account-limits.js'
 import { createCredentials } from '../../src/users/credentials.js'
 import { createPasswordHasher, type PasswordHasher } from '../../src/users/password-hasher.js'
 import { createUsers } from '../../src/users/users.js'
+import { createAudit } from '../../src/audit/audit.js'
+import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { PASSWORD, testDatabase, uniqueEmail } from '../helper.js'
 
 t.test('an account without a password costs one argon2 verification and answers as a wrong password does', async t => {
@@ -19,7 +21,7 @@ t.test('an account without a password costs one argon2 verification and answers 
     verify: (hash, password) => { calls.push('verify'); return argon2.verify(hash, password) },
     verifyDummy: password => { calls.push('verifyDummy'); return argon2.verifyDummy(password) }
   }
-  const credentials = createCredentials(accounts, hasher, unlimitedAccounts)
+  const credentials = createCredentials(accounts, hasher, unlimitedAccounts, createAudit(database, clock, { info: () => {}, warn: () => {} }, createAuthMetrics()))
 
   const withPassword = uniqueEmail('password')
   await credentials.register({ email: withPassword, password: PASSWORD })

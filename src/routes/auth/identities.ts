@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errors } from '../../http/index.js'
-import { IdentityListSchema } from '../../schemas/oidc.js'
+import { IdentityListSchema, toIdentityBody } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
@@ -14,15 +14,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async request => {
     const identities = await app.identities.list(request.user!.id)
-    return {
-      identities: identities.map(identity => ({
-        id: identity.id,
-        provider: identity.provider,
-        email: identity.email,
-        createdAt: identity.createdAt.toISOString(),
-        lastUsedAt: identity.lastUsedAt.toISOString()
-      }))
-    }
+    return { identities: identities.map(toIdentityBody) }
   })
 
   app.delete('/identities/:id', {

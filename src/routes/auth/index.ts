@@ -14,6 +14,7 @@ import identities from './identities.js'
 import mfa from './mfa.js'
 import mfaVerify from './mfa-verify.js'
 import stepUp from './step-up.js'
+import activity from './activity.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
@@ -31,6 +32,7 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(mfa)
   await app.register(mfaVerify)
   await app.register(stepUp)
+  await app.register(activity)
 }
 
 export default auth

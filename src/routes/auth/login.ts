@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { changeContext } from '../../audit/index.js'
 import { AuthModeHeadersSchema, AuthResponseSchema, LoginBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { grantResponse, PASSWORD_AMR, signIn, withUser } from '../../grants/index.js'
@@ -18,7 +19,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const { email, password } = request.body
-    const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password))
+    const user = await app.authMetrics.countLogin(app.credentials.authenticate(email, password, changeContext(request)))
     const grant = await signIn(app, request, user, PASSWORD_AMR)
     return withUser(await grantResponse(app, request, reply, grant), user)
   })

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { changeContext } from '../../audit/index.js'
 import { Type } from 'typebox'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
@@ -17,7 +18,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const { id, sessionId } = request.user!
-    await app.credentials.changePassword(id, request.body.currentPassword, request.body.newPassword)
+    await app.credentials.changePassword(id, request.body.currentPassword, request.body.newPassword, changeContext(request))
     await app.sessions.revokeAll(id, 'password_changed', sessionId)
     return reply.code(204).send(null)
   })

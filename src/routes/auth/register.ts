@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { changeContext } from '../../audit/index.js'
 import { AuthModeHeadersSchema, AuthResponseSchema, RegisterBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { grantResponse, PASSWORD_AMR, signIn, withUser } from '../../grants/index.js'
@@ -18,7 +19,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 201: AuthResponseSchema, 400: ProblemSchema, 401: ProblemSchema, 403: ProblemSchema, 409: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    const user = await app.credentials.register(request.body)
+    const user = await app.credentials.register(request.body, changeContext(request))
     // A first factor like any other: a deployment that requires a second factor of this user asks for it now.
     const grant = await signIn(app, request, user, PASSWORD_AMR)
     return reply.code(201).send(withUser(await grantResponse(app, request, reply, grant), user))

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { SessionListSchema } from '../../schemas/auth.js'
+import { SessionListSchema, toSessionBody } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
 import { errors } from '../../http/index.js'
+import { requestContext } from '../../audit/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
@@ -17,15 +18,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const { id, sessionId } = request.user!
     const sessions = await app.sessions.list(id)
     return {
-      sessions: sessions.map(session => ({
-        id: session.id,
-        createdAt: session.createdAt.toISOString(),
-        lastUsedAt: session.lastUsedAt.toISOString(),
-        expiresAt: session.expiresAt.toISOString(),
-        userAgent: session.userAgent,
-        ip: session.ip,
-        current: session.id === sessionId
-      }))
+      sessions: sessions.map(session => ({ ...toSessionBody(session), current: session.id === sessionId }))
     }
   })
 
@@ -37,8 +30,13 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    // Another user's session and an unknown id look the same: 404.
-    if (!await app.sessions.revoke(request.params.id, request.user!.id, 'revoked_by_user')) throw errors.notFound('No such session')
+    const { id } = request.user!
+    await app.audit.transaction(async tx => {
+      const [revoked] = await app.sessions.revokeWithin(tx.db, id, 'revoked_by_user', request.params.id)
+      // Another user's session and an unknown id look the same: 404.
+      if (revoked === undefined) throw errors.notFound('No such session')
+      await tx.record({ type: 'session_revoked', actor: { type: 'user', id }, subjectUserId: id, sessionId: revoked, detail: { reason: 'revoked_by_user' }, ...requestContext(request) })
+    }, request.log)
     return reply.code(204).send(null)
   })
 
@@ -49,7 +47,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 204: Type.Null(), 401: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    await app.sessions.revokeAll(request.user!.id, 'logout_everywhere')
+    const { id, sessionId } = request.user!
+    await app.audit.transaction(async tx => {
+      const revoked = await app.sessions.revokeWithin(tx.db, id, 'logout_everywhere')
+      await tx.record({ type: 'logout_everywhere', actor: { type: 'user', id }, subjectUserId: id, sessionId, detail: { sessions: revoked.length }, ...requestContext(request) })
+    }, request.log)
     return reply.code(204).send(null)
   })
 }

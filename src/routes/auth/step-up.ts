@@ -27,7 +27,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const proof = provenNow(amr, app.clock.now())
     if (!await app.sessions.reprove(who.sessionId, who.id, proof)) throw errors.sessionRevoked()
     app.mfa.event(request.log, 'step_up', { userId: who.id, sessionId: who.sessionId, amr })
-    return grantResponse(app, request, reply, { sessionId: who.sessionId, userId: who.id, clientId: who.claims.client_id, ...proof })
+    return grantResponse(app, request, reply, { sessionId: who.sessionId, userId: who.id, clientId: who.claims.client_id, roles: who.roles, permissions: who.permissions, ...proof })
   })
 }
 

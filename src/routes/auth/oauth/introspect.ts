@@ -12,7 +12,7 @@ const seconds = (date: Date) => Math.floor(date.getTime() / 1000)
 /** An access token is active while it verifies and its session is live; stateless checks alone would miss a logout. */
 async function introspectAccessToken (app: FastifyInstance, token: string): Promise<IntrospectionResponse> {
   const claims = app.accessTokens.claimsOf(token)
-  if (claims === undefined || !await app.sessions.isLive(claims.sid)) return INACTIVE
+  if (claims === undefined || await app.sessions.isLive(claims.sid) === undefined) return INACTIVE
   const { iss, sub, aud, iat, exp, jti, sid, client_id: clientId, scope } = claims
   return { active: true, token_type: 'Bearer', iss, sub, aud, iat, exp, jti, sid, client_id: clientId, ...(scope !== undefined && { scope }) }
 }

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { changeContext } from '../../../audit/index.js'
 import { oauthErrors } from '../../../http/index.js'
 import { AuthModeHeadersSchema, TokenRequestSchema, TokenResponseSchema } from '../../../schemas/auth.js'
 import { OAuthErrorSchema } from '../../../schemas/problem.js'
@@ -34,7 +35,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
         if (body.username === undefined || body.password === undefined) throw oauthErrors.invalidRequest('username and password are required')
         // Decided once a grant's own fields are checked, so that each grant's errors come first.
         await app.refreshCookies.decideMode(request)
-        const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password))
+        const user = await app.authMetrics.countLogin(app.credentials.authenticate(body.username, body.password, changeContext(request)))
         const grant = await signIn(app, request, user, PASSWORD_AMR, body.client_id ?? app.config.clientId)
         return grantResponse(app, request, reply, grant)
       }
