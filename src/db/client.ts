@@ -135,10 +135,8 @@ function openPostgres (url: string, settings: PoolSettings): Database {
   }
 }
 
-/** pg's own error, or drizzle's wrapper of it (`cause`) as a transaction releases it. */
-function isReadTimeout (error: unknown, depth = 0): boolean {
-  if (!(error instanceof Error) || depth > 3) return false
-  return error.message === 'Query read timeout' || isReadTimeout(error.cause, depth + 1)
+function isReadTimeout (error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout'
 }
 
 /**

@@ -24,7 +24,6 @@ t.test('a transaction whose BEGIN fails gives its connection back: the pool leak
   await t.rejects(users.disable(user.id), { cause: { message: 'Query read timeout' } })
   t.same(database.poolStats(), { max: 1, total: 0, idle: 0, waiting: 0 }, 'the connection was discarded, not kept checked out')
   await proxy.resume()
-  t.equal(proxy.dropped(), 1, 'the connection was reset: the stalled BEGIN never reached the server')
 
   await users.disable(user.id)
   t.same(database.poolStats(), { max: 1, total: 1, idle: 1, waiting: 0 }, 'the next transaction ran and gave its connection back')
