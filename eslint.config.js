@@ -8,7 +8,7 @@ import neostandard from 'neostandard'
 // schemas/ (TypeBox schemas) are imported file by file.
 const CAPABILITIES = [
   'config', 'http', 'db', 'users', 'sessions', 'grants', 'tokens', 'keys',
-  'federation', 'mfa', 'limits', 'observability', 'jobs'
+  'federation', 'mfa', 'limits', 'observability', 'jobs', 'mail', 'recovery'
 ]
 const CAPABILITY = `(?:${CAPABILITIES.join('|')})`
 

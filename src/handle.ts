@@ -4,6 +4,7 @@ import type { AccessTokenSubject } from './lib/access-token.js'
 import { checkCustomClaims } from './lib/custom-claims.js'
 import type { SessionDataStore, Sessions } from './sessions/index.js'
 import type { Users } from './users/index.js'
+import type { DeliveryRun } from './jobs/index.js'
 
 /** What an embedding application may use directly: administration, not HTTP. */
 export interface LatchkeyHandle {
@@ -22,6 +23,8 @@ export interface LatchkeyHandle {
    * the custom claims given in `subject.claims`, checked as a `claims` function's are.
    */
   issueAccessToken(subject: AccessTokenSubject): { token: string, expiresIn: number }
+  /** Delivers the mail that is due now (the sender job also runs on a timer and whenever mail is queued). */
+  deliverMail(): Promise<DeliveryRun>
 }
 
 /** The handle over the capabilities registered in `app`. */
@@ -39,6 +42,7 @@ export function createHandle (app: FastifyInstance): LatchkeyHandle {
     maintainKeys: async () => { if (keys.kind === 'stored') await keys.maintain() },
     rotateKeys: () => store().rotate(),
     revokeKey: kid => store().revoke(kid),
+    deliverMail: () => app.mailDelivery.run(),
     issueAccessToken: subject => app.accessTokens.issue({ ...subject, claims: subject.claims && checkCustomClaims(subject.claims) })
   }
 }

@@ -120,6 +120,12 @@ export interface TestAppOptions {
   /** The plugin's custom-claims function and its time bound. */
   claims?: BuildAppOptions['claims']
   claimsTimeoutMs?: number
+  /** Mail templates given as the plugin option. */
+  mailTemplates?: BuildAppOptions['mailTemplates']
+  /** The mail sender's timer and wake-ups (off unless a test turns them on: tests deliver with app.latchkey.deliverMail()). */
+  mailPollSeconds?: number
+  /** A database other than this file's (a second instance's own pool on the same server). */
+  database?: Database
 }
 
 export class LogCapture {
@@ -132,7 +138,7 @@ export class LogCapture {
 
 /** The standalone service on this file's database, closed when the test ends. */
 export async function buildTestApp (test: Test, options: TestAppOptions = {}): Promise<TestApp> {
-  const database = await testDatabase()
+  const database = options.database ?? await testDatabase()
   const config = testConfig(options.env)
   const app = await buildApp({
     config,
@@ -144,6 +150,8 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     metrics: options.metrics,
     claims: options.claims,
     claimsTimeoutMs: options.claimsTimeoutMs,
+    mailTemplates: options.mailTemplates,
+    mailPollSeconds: options.mailPollSeconds ?? 0,
     ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())

@@ -8,7 +8,9 @@ import { createMfaTokens } from '../../src/mfa/mfa-tokens.js'
 import { pruneJobs, runPruneJobs, RETENTION_SECONDS } from '../../src/jobs/pruning.js'
 import { emailKey } from '../../src/lib/email.js'
 import { createSessions } from '../../src/sessions/sessions.js'
-import { ManualClock, testDatabase, uniqueEmail } from '../helper.js'
+import { createRecovery } from '../../src/recovery/recovery.js'
+import { createOutbox } from '../../src/mail/outbox.js'
+import { ManualClock, testConfig, testDatabase, uniqueEmail } from '../helper.js'
 import { APP_REDIRECT, pkcePair } from '../oidc.js'
 
 function capturedLog () {
@@ -24,7 +26,9 @@ t.test('one run of the job list deletes what each owner keeps past its retention
     sessions: createSessions(database, clock, { idleTtlSeconds: 600, maxTtlSeconds: 600, graceSeconds: 0, successorKey: Buffer.alloc(32) }, { warn: () => {} }),
     oidcTransactions: createOidcTransactions(database, clock, { ttlSeconds: 600, key: Buffer.alloc(32) }),
     loginCodes: createLoginCodes(database, clock, 600),
-    mfa: { tokens: createMfaTokens(database, clock) }
+    mfa: { tokens: createMfaTokens(database, clock) },
+    recovery: createRecovery(database, clock, { mayMail: async () => true, queued: () => {} }, testConfig().recovery),
+    mail: { outbox: createOutbox(database, clock) }
   }
   const email = uniqueEmail()
   const now = new Date(clock.now())
@@ -40,22 +44,25 @@ t.test('one run of the job list deletes what each owner keeps past its retention
     ['dead sessions', RETENTION_SECONDS.sessions],
     ['expired sign-in transactions', RETENTION_SECONDS.oidcTransactions],
     ['expired login codes', RETENTION_SECONDS.loginCodes],
-    ['expired mfa tokens', RETENTION_SECONDS.mfaTokens]
+    ['expired mfa tokens', RETENTION_SECONDS.mfaTokens],
+    ['expired recovery tokens', RETENTION_SECONDS.recoveryTokens],
+    ['sent mail', RETENTION_SECONDS.sentMail],
+    ['failed mail', RETENTION_SECONDS.failedMail]
   ])
   const { log, lines } = capturedLog()
 
   // The mfa token dies at +300 s and is kept an hour after.
   clock.advance(300 + RETENTION_SECONDS.mfaTokens - 1)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0], 'within every retention: nothing deleted')
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0, 0, 0], 'within every retention: nothing deleted')
   clock.advance(2)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 1])
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 1, 0, 0, 0])
   // The other three die at +600 s: the transaction and the code are kept an hour after, the session a day.
   clock.advance(300 - 2)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0, 0, 0])
   clock.advance(2)
-  t.same(await runPruneJobs(jobs, log), [0, 1, 1, 0])
+  t.same(await runPruneJobs(jobs, log), [0, 1, 1, 0, 0, 0, 0])
   clock.advance(RETENTION_SECONDS.sessions - RETENTION_SECONDS.loginCodes)
-  t.same(await runPruneJobs(jobs, log), [1, 0, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [1, 0, 0, 0, 0, 0, 0])
   t.equal(await database.db.$count(sessions, eq(sessions.userId, user!.id)), 0)
   t.equal(await database.db.$count(oidcTransactions), 0)
   t.equal(await database.db.$count(loginCodes, eq(loginCodes.userId, user!.id)), 0)

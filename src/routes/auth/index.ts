@@ -14,6 +14,8 @@ import identities from './identities.js'
 import mfa from './mfa.js'
 import mfaVerify from './mfa-verify.js'
 import stepUp from './step-up.js'
+import recovery from './recovery.js'
+import email from './email.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
@@ -31,6 +33,8 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(mfa)
   await app.register(mfaVerify)
   await app.register(stepUp)
+  await app.register(recovery)
+  await app.register(email)
 }
 
 export default auth
