@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { eq } from 'drizzle-orm'
+import { users } from '../src/db/schema.js'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
@@ -182,6 +184,12 @@ export function uniqueEmail (label = 'user'): string {
 }
 
 export const PASSWORD = 'correct horse battery staple'
+
+/** Set-up for tests about what a verified address allows (linking): as if the user had opened their verification link. */
+export async function markEmailVerified (userId: string): Promise<void> {
+  const database = await testDatabase()
+  await database.db.update(users).set({ emailVerifiedAt: new Date() }).where(eq(users.id, userId))
+}
 
 export async function registerUser (app: FastifyInstance, email = uniqueEmail(), password = PASSWORD) {
   const response = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } })
