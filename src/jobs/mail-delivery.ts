@@ -7,6 +7,9 @@ import type { AuthMetrics } from '../observability/index.js'
 /** How often the sender looks for due messages unless told otherwise (a request that queues one also wakes it). */
 export const MAIL_POLL_SECONDS = 5
 
+/** How long after a request queued mail the sender is woken: between 250 ms and a second. */
+const WAKE_DELAY_MS = { min: 250, spread: 750 }
+
 /** The longest wait between two attempts at one message. */
 export const MAX_BACKOFF_SECONDS = 3_600
 
@@ -128,13 +131,24 @@ export default fp<MailDeliveryPluginOptions>(async (app, { intervalSeconds, ...s
   const delivery = createMailDelivery(app.mail, app.authMetrics, app.log, app.clock, settings)
   app.decorate('mailDelivery', delivery)
   if (intervalSeconds <= 0) return
-  app.mail.onQueued(delivery.wake)
+  // A short random delay: the sender's work does not land on the heels of the request that queued the
+  // mail, where its cost would tell an observer of forgot-password that the address has an account.
+  const wakeUps = new Set<NodeJS.Timeout>()
+  app.mail.onQueued(() => {
+    const wakeUp = setTimeout(() => {
+      wakeUps.delete(wakeUp)
+      delivery.wake()
+    }, WAKE_DELAY_MS.min + Math.random() * WAKE_DELAY_MS.spread)
+    wakeUp.unref()
+    wakeUps.add(wakeUp)
+  })
   const timer = setInterval(delivery.wake, intervalSeconds * 1000)
   timer.unref()
   // Messages left from before a restart go out at once.
   app.addHook('onReady', async () => delivery.wake())
   app.addHook('onClose', async () => {
     clearInterval(timer)
+    for (const wakeUp of wakeUps) clearTimeout(wakeUp)
     await delivery.settled()
   })
 }, { name: 'mail-delivery', dependencies: ['mail', 'auth-metrics'] })
