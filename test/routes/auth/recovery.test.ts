@@ -258,3 +258,25 @@ t.test('the user\'s locale picks the template; a deployment\'s templates replace
   t.ok(lastTo(other, french), 'Accept-Language when the user has no locale')
   t.ok(lastTo(email, VERIFY), 'English where the deployment has no template in the language')
 })
+
+t.test('an account without a password (a provider\'s) sets one through the reset', async t => {
+  const email = uniqueEmail('federated')
+  const now = new Date(clock.now())
+  await database.db.insert(users).values({ email, emailKey: emailKey(email), passwordHash: null, createdAt: now, updatedAt: now, emailVerifiedAt: now })
+  t.equal((await login(email, NEW_PASSWORD)).statusCode, 401)
+  const token = await forgot(email)
+  t.equal((await post('/auth/password/reset', { token, password: NEW_PASSWORD })).statusCode, 204)
+  t.equal((await login(email, NEW_PASSWORD)).statusCode, 200)
+})
+
+t.test('a disabled account is sent nothing, and its link no longer works', async t => {
+  const { email, user } = await registerUser(app, uniqueEmail('disabled'))
+  const token = await forgot(email)
+  await app.latchkey.users.disable(user.id)
+  const reset = await post('/auth/password/reset', { token, password: NEW_PASSWORD })
+  t.equal(reset.statusCode, 400)
+  t.equal(reset.json().code, 'invalid_reset_token')
+  const before = await database.db.$count(mailOutbox, eq(mailOutbox.recipient, email))
+  t.equal((await post('/auth/password/forgot', { email })).statusCode, 202)
+  t.equal(await database.db.$count(mailOutbox, eq(mailOutbox.recipient, email)), before, 'no new mail')
+})
