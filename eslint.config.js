@@ -8,7 +8,7 @@ import neostandard from 'neostandard'
 // schemas/ (TypeBox schemas) are imported file by file.
 const CAPABILITIES = [
   'config', 'http', 'db', 'users', 'sessions', 'grants', 'tokens', 'keys',
-  'federation', 'mfa', 'limits', 'observability', 'jobs', 'audit', 'roles'
+  'federation', 'mfa', 'limits', 'observability', 'jobs', 'audit', 'roles', 'mail', 'recovery'
 ]
 const CAPABILITY = `(?:${CAPABILITIES.join('|')})`
 

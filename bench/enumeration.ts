@@ -1,7 +1,9 @@
-// Can a stranger tell from the time a login takes whether an email has an account?
-// Starts the built service as a real process (production argon2 cost, no rate limits),
-// then times failed logins for a registered email with a wrong password and for
-// unknown emails, interleaved, one at a time, and prints both distributions side by side.
+// Can a stranger tell from the time a login or a forgot-password request takes whether an
+// email has an account? Starts the built service as a real process (production argon2 cost,
+// no rate limits, mail written to files), then times failed logins for a registered email
+// with a wrong password and for unknown emails, and forgot-password requests for the
+// registered email and for unknown ones, each pair interleaved, one request at a time, and
+// prints both distributions side by side.
 //
 //   npm run bench:enumeration                 (embedded PGlite in a temporary directory)
 //   DATABASE_URL=postgres://… npm run bench:enumeration
@@ -40,17 +42,46 @@ async function waitForReady (base: string, service: ChildProcess): Promise<void>
   throw new Error('the service did not become ready')
 }
 
-async function timedLogin (base: string, email: string, password: string): Promise<number> {
+async function timedPost (url: string, body: object, expected: number): Promise<number> {
   const started = performance.now()
-  const response = await fetch(`${base}/auth/login`, {
+  const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password })
+    body: JSON.stringify(body)
   })
   await response.arrayBuffer()
   const elapsed = performance.now() - started
-  if (response.status !== 401) throw new Error(`expected 401, got ${response.status}`)
+  if (response.status !== expected) throw new Error(`expected ${expected}, got ${response.status}`)
   return elapsed
+}
+
+const timedLogin = (base: string, email: string, password: string) => timedPost(`${base}/auth/login`, { email, password }, 401)
+const timedForgot = (base: string, email: string) => timedPost(`${base}/auth/password/forgot`, { email }, 202)
+
+type Run = () => Promise<number>
+
+/** Times two kinds of request, interleaved and alternating which goes first, and prints their medians, p90s and ratios. */
+async function compare (title: string, known: [string, (i: number) => Run], unknown: [string, (i: number) => Run]): Promise<void> {
+  const samples = new Map<string, number[]>([[known[0], []], [unknown[0], []]])
+  for (let i = 0; i < WARM_UP + SAMPLES; i++) {
+    const pair = [[known[0], known[1](i)], [unknown[0], unknown[1](i)]] as const
+    // Alternate which goes first, so neither always follows the other.
+    for (const [name, run] of i % 2 === 0 ? pair : [pair[1], pair[0]]) {
+      const elapsed = await run()
+      if (i >= WARM_UP) samples.get(name)!.push(elapsed)
+    }
+  }
+  const rows = [...samples].map(([name, values]) => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return { name, median: percentile(sorted, 0.5), p90: percentile(sorted, 0.9) }
+  })
+  const [first, second] = rows as [typeof rows[0], typeof rows[0]]
+  const ms = (value: number) => value.toFixed(2).padStart(10)
+  console.log(`${title}, ${SAMPLES} samples each, interleaved, ${env.DATABASE_URL ? 'Postgres' : 'PGlite'}, default argon2id cost`)
+  console.log(`${'case'.padEnd(18)}${'median ms'.padStart(10)}${'p90 ms'.padStart(10)}`)
+  for (const row of rows) console.log(`${row.name.padEnd(18)}${ms(row.median)}${ms(row.p90)}`)
+  console.log(`${'unknown / known'.padEnd(18)}${(second.median / first.median).toFixed(3).padStart(10)}${(second.p90 / first.p90).toFixed(3).padStart(10)}`)
+  console.log('')
 }
 
 function percentile (sorted: readonly number[], p: number): number {
@@ -74,30 +105,13 @@ try {
   const registered = await fetch(`${base}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) })
   if (registered.status !== 201) throw new Error(`register failed: ${registered.status}`)
 
-  const samples = { 'wrong password': [] as number[], 'unknown email': [] as number[] }
-  for (let i = 0; i < WARM_UP + SAMPLES; i++) {
-    const unknown = `nobody-${randomBytes(6).toString('hex')}@example.com`
-    const pair = [
-      ['wrong password', () => timedLogin(base, email, `wrong ${PASSWORD} ${i}`)],
-      ['unknown email', () => timedLogin(base, unknown, `wrong ${PASSWORD} ${i}`)]
-    ] as const
-    // Alternate which goes first, so neither always follows the other.
-    for (const [name, run] of i % 2 === 0 ? pair : [pair[1], pair[0]]) {
-      const elapsed = await run()
-      if (i >= WARM_UP) samples[name].push(elapsed)
-    }
-  }
-
-  const rows = Object.entries(samples).map(([name, values]) => {
-    const sorted = [...values].sort((a, b) => a - b)
-    return { name, median: percentile(sorted, 0.5), p90: percentile(sorted, 0.9) }
-  })
-  const [wrong, unknown] = rows as [typeof rows[0], typeof rows[0]]
-  const ms = (value: number) => value.toFixed(2).padStart(10)
-  console.log(`POST /auth/login, ${SAMPLES} samples each, interleaved, ${env.DATABASE_URL ? 'Postgres' : 'PGlite'}, default argon2id cost`)
-  console.log(`${'case'.padEnd(16)}${'median ms'.padStart(10)}${'p90 ms'.padStart(10)}`)
-  for (const row of rows) console.log(`${row.name.padEnd(16)}${ms(row.median)}${ms(row.p90)}`)
-  console.log(`${'unknown / wrong'.padEnd(16)}${(unknown.median / wrong.median).toFixed(3).padStart(10)}${(unknown.p90 / wrong.p90).toFixed(3).padStart(10)}`)
+  await compare('POST /auth/login',
+    ['wrong password', i => () => timedLogin(base, email, `wrong ${PASSWORD} ${i}`)],
+    ['unknown email', i => () => timedLogin(base, `nobody-${randomBytes(6).toString('hex')}@example.com`, `wrong ${PASSWORD} ${i}`)])
+  // A known address queues a reset mail (written to a file by the sender in the same process); an unknown one queues nothing.
+  await compare('POST /auth/password/forgot',
+    ['existing email', () => () => timedForgot(base, email)],
+    ['unknown email', () => () => timedForgot(base, `nobody-${randomBytes(6).toString('hex')}@example.com`)])
 } finally {
   if (service.exitCode === null) {
     service.kill('SIGTERM')

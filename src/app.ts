@@ -4,7 +4,7 @@ import type { Database } from './db/index.js'
 import type { ClaimsFunction } from './grants/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
-import { latchkey } from './plugin.js'
+import { latchkey, type LatchkeyOptions } from './plugin.js'
 import { apiDocsPlugin, drainConnectionsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { LOG_REDACTION, lazyChildLogger, type AuthMetrics } from './observability/index.js'
 import type { MfaPolicy } from './mfa/index.js'
@@ -22,6 +22,8 @@ export interface BuildAppOptions {
   mfaRequired?: MfaPolicy | undefined
   claims?: ClaimsFunction | undefined
   claimsTimeoutMs?: number | undefined
+  mailTemplates?: LatchkeyOptions['mailTemplates']
+  mailPollSeconds?: number | undefined
 }
 
 export { API_VERSION } from './http/index.js'
@@ -73,7 +75,9 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     metrics: options.metrics,
     mfaRequired: options.mfaRequired,
     claims: options.claims,
-    claimsTimeoutMs: options.claimsTimeoutMs
+    claimsTimeoutMs: options.claimsTimeoutMs,
+    mailTemplates: options.mailTemplates,
+    mailPollSeconds: options.mailPollSeconds
   })
   return app
 }

@@ -6,6 +6,7 @@ import type { AccessTokenSubject } from './lib/access-token.js'
 import { checkCustomClaims } from './lib/custom-claims.js'
 import type { SessionDataStore, Sessions } from './sessions/index.js'
 import type { Users } from './users/index.js'
+import type { DeliveryRun } from './jobs/index.js'
 
 /** What an embedding application may use directly: administration, not HTTP. */
 export interface LatchkeyHandle {
@@ -31,6 +32,8 @@ export interface LatchkeyHandle {
   grantRole(email: string, role: string): Promise<'granted' | 'held' | 'no_user'>
   /** Records an audit event of the embedding app's (or another capability's) own, e.g. a password reset (README, Audit trail). */
   audit: Audit
+  /** Delivers the mail that is due now (the sender job also runs on a timer and whenever mail is queued). */
+  deliverMail(): Promise<DeliveryRun>
 }
 
 /** The handle over the capabilities registered in `app`. */
@@ -54,6 +57,7 @@ export function createHandle (app: FastifyInstance): LatchkeyHandle {
       return outcome
     },
     audit: app.audit,
+    deliverMail: () => app.mailDelivery.run(),
     issueAccessToken: subject => app.accessTokens.issue({ ...subject, claims: subject.claims && checkCustomClaims(subject.claims) })
   }
 }

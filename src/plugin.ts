@@ -6,13 +6,15 @@ import { createHandle, type LatchkeyHandle } from './handle.js'
 import { apiDocsPlugin, cookiePlugin, corsPlugin, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { loginCodesPlugin, oidcProvidersPlugin, oidcTransactionsPlugin } from './federation/index.js'
 import { CLAIMS_TIMEOUT_MS_DEFAULT, customClaimsPlugin, type ClaimsFunction } from './grants/index.js'
-import { pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
+import { mailDeliveryPlugin, MAIL_POLL_SECONDS, pruningPlugin, PRUNE_INTERVAL_SECONDS } from './jobs/index.js'
 import { keyCommandsPlugin, keyScheduleFrom, keySocketPath, signingKeysPlugin } from './keys/index.js'
 import { systemClock, type Clock } from './lib/clock.js'
 import { deriveKey, loadOrCreateSecret } from './lib/secret.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { accountLimitsPlugin, addressLimitsPlugin, countersPlugin } from './limits/index.js'
+import { mailPlugin, type MailTemplates } from './mail/index.js'
 import { mfaPlugin, type MfaPolicy } from './mfa/index.js'
+import { recoveryPlugin } from './recovery/index.js'
 import { authMetricsPlugin, type AuthMetrics } from './observability/index.js'
 import { adminCallersPlugin, rolesPlugin } from './roles/index.js'
 import routes from './routes/index.js'
@@ -53,6 +55,10 @@ export interface LatchkeyOptions {
    * inside your Fastify app"). Off by default: the host's URL space is the host's.
    */
   docs?: boolean | undefined
+  /** Mail templates that replace the built-in ones (and MAIL_TEMPLATES_DIR's): by name, then locale (README, Password reset and email). */
+  mailTemplates?: MailTemplates | undefined
+  /** How often the mail sender looks for due messages, in seconds; 0 turns it off, wake-ups included (default 5). */
+  mailPollSeconds?: number | undefined
 }
 
 declare module 'fastify' {
@@ -98,6 +104,9 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     await app.register(passwordHasherPlugin, { parameters: config.argon2 })
     await app.register(usersPlugin, { metadataMaxBytes: config.userMetadataMaxBytes })
     await app.register(credentialsPlugin)
+    await app.register(mailPlugin, { settings: config.mail, dataDir: config.dataDir, issuer: config.issuer, limited: rateLimit.enabled, templates: options.mailTemplates })
+    await app.register(recoveryPlugin, { settings: config.recovery })
+    await app.register(mailDeliveryPlugin, { intervalSeconds: options.mailPollSeconds ?? MAIL_POLL_SECONDS, maxAttempts: config.mail.maxAttempts, retryBaseSeconds: config.mail.retryBaseSeconds })
 
     const masterSecret = config.keyEncryptionSecret ?? await loadOrCreateSecret(config.dataDir)
     await app.register(signingKeysPlugin, { keys: options.signingKeys, ...keyScheduleFrom(config, masterSecret) })

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { eq } from 'drizzle-orm'
+import { users } from '../src/db/schema.js'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../src/app.js'
@@ -118,6 +120,12 @@ export interface TestAppOptions {
   /** The plugin's custom-claims function and its time bound. */
   claims?: BuildAppOptions['claims']
   claimsTimeoutMs?: number
+  /** Mail templates given as the plugin option. */
+  mailTemplates?: BuildAppOptions['mailTemplates']
+  /** The mail sender's timer and wake-ups (off unless a test turns them on: tests deliver with app.latchkey.deliverMail()). */
+  mailPollSeconds?: number
+  /** A database other than this file's (a second instance's own pool on the same server). */
+  database?: Database
 }
 
 export class LogCapture {
@@ -130,7 +138,7 @@ export class LogCapture {
 
 /** The standalone service on this file's database, closed when the test ends. */
 export async function buildTestApp (test: Test, options: TestAppOptions = {}): Promise<TestApp> {
-  const database = await testDatabase()
+  const database = options.database ?? await testDatabase()
   const config = testConfig(options.env)
   const app = await buildApp({
     config,
@@ -142,6 +150,8 @@ export async function buildTestApp (test: Test, options: TestAppOptions = {}): P
     metrics: options.metrics,
     claims: options.claims,
     claimsTimeoutMs: options.claimsTimeoutMs,
+    mailTemplates: options.mailTemplates,
+    mailPollSeconds: options.mailPollSeconds ?? 0,
     ...(options.logs && { logger: { level: options.logs.level, stream: options.logs.stream, ...LOG_REDACTION } })
   })
   test.teardown(() => app.close())
@@ -159,6 +169,12 @@ export function uniqueEmail (label = 'user'): string {
 }
 
 export const PASSWORD = 'correct horse battery staple'
+
+/** Set-up for tests about what a verified address allows (linking): as if the user had opened their verification link. */
+export async function markEmailVerified (userId: string): Promise<void> {
+  const database = await testDatabase()
+  await database.db.update(users).set({ emailVerifiedAt: new Date() }).where(eq(users.id, userId))
+}
 
 export async function registerUser (app: FastifyInstance, email = uniqueEmail(), password = PASSWORD) {
   const response = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password } })

@@ -4,8 +4,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import { parse } from 'yaml'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
-import { eq } from 'drizzle-orm'
-import { identities, users } from '../src/db/schema.js'
+import { and, eq } from 'drizzle-orm'
+import { identities, mailOutbox, users } from '../src/db/schema.js'
 import { buildApp } from '../src/app.js'
 import { SPEC_FILE } from '../scripts/openapi.js'
 import { startDedicatedPostgres } from './dedicated-postgres.js'
@@ -43,7 +43,7 @@ const env = {
 // Accounts whose email starts with must-enrol must have a second factor (a 401 at registration).
 const { app, database } = await buildTestApp(t, { env, mfaRequired: user => user.email.startsWith('must-enrol') })
 // One password attempt (or refresh) per address per minute: the second request gets 429.
-const { app: limited } = await buildTestApp(t, { env: { ...env, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1', RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE: '1' } })
+const { app: limited } = await buildTestApp(t, { env: { ...env, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1', RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE: '1', RATE_LIMIT_MAIL_PER_IP_PER_MINUTE: '1' } })
 // A service whose Postgres stops after start-up: every query fails as in an outage.
 const postgres = await startDedicatedPostgres(t)
 const outageApp = await buildApp({ config: testConfig({ ...env, DATABASE_URL: postgres.url }), signingKeys: [testSigningKey()], pruneIntervalSeconds: 0 })
@@ -87,6 +87,19 @@ async function authorizeState (): Promise<string> {
   const response = await app.inject({ method: 'GET', url: `/auth/oidc/test/authorize?${authorizeQuery({ code_challenge: challenge, code_challenge_method: 'S256' })}` })
   return new URL(response.headers.location!).searchParams.get('state')!
 }
+/** The token in the link of the last mail of a kind queued to an address (the walker never delivers: the outbox row holds it). */
+async function mailedToken (email: string, template: string): Promise<string> {
+  const rows = await database.db.select().from(mailOutbox).where(and(eq(mailOutbox.recipient, email), eq(mailOutbox.template, template))).orderBy(mailOutbox.createdAt)
+  return /token=([\w-]{43})/.exec(rows.at(-1)!.params.link!)![1]!
+}
+/** A signed-in user who asked to move to a new address: both tokens are in the outbox. */
+async function changingEmail () {
+  const { email, access_token: access } = await registerUser(app)
+  const fresh = uniqueEmail('moving')
+  await app.inject({ method: 'POST', url: '/auth/email', headers: bearer(access), payload: { email: fresh, password: PASSWORD } })
+  return { old: email, fresh, confirm: await mailedToken(fresh, 'email_change_confirm'), cancel: await mailedToken(email, 'email_change_notice') }
+}
+const NOT_A_TOKEN = { token: 'not-a-token' }
 const authorizeQuery = (params: Record<string, string> = {}) => new URLSearchParams({ redirect_uri: APP_REDIRECT, ...params }).toString()
 
 interface Call extends InjectOptions {
@@ -396,6 +409,76 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     415: () => textPlain,
     429: () => limitedTwice(body({ password: PASSWORD })),
     503: async () => down(await asBearer(body({ password: PASSWORD })))
+  },
+  'POST /auth/password/forgot': {
+    202: () => body({ email: uniqueEmail() }),
+    400: () => body({}),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ email: uniqueEmail() })),
+    503: () => down(body({ email: uniqueEmail() }))
+  },
+  'POST /auth/password/reset': {
+    204: async () => {
+      const { email } = await registerUser(app)
+      await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })
+      return body({ token: await mailedToken(email, 'password_reset'), password: `${PASSWORD} reset` })
+    },
+    400: () => body({ ...NOT_A_TOKEN, password: PASSWORD }),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ ...NOT_A_TOKEN, password: PASSWORD })),
+    503: () => down(body({ token: 'a'.repeat(43), password: PASSWORD }))
+  },
+  'POST /auth/email/verify': {
+    204: async () => body({ token: await mailedToken((await registerUser(app)).email, 'verify_email') }),
+    400: () => body(NOT_A_TOKEN),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body(NOT_A_TOKEN)),
+    503: () => down(body({ token: 'a'.repeat(43) }))
+  },
+  'POST /auth/email/verify/resend': {
+    202: () => asBearer(),
+    401: () => ({}),
+    409: async () => {
+      const { email, access_token: access } = await registerUser(app)
+      await app.inject({ method: 'POST', url: '/auth/email/verify', payload: { token: await mailedToken(email, 'verify_email') } })
+      return { headers: bearer(access) }
+    },
+    429: () => limitedTwice({}),
+    503: async () => down(await asBearer())
+  },
+  'POST /auth/email': {
+    202: () => asBearer(body({ email: uniqueEmail(), password: PASSWORD })),
+    400: () => asBearer(body({ email: 'not an address', password: PASSWORD })),
+    401: () => body({ email: uniqueEmail(), password: PASSWORD }),
+    409: async () => asBearer(body({ email: (await registerUser(app)).email, password: PASSWORD })),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body({ email: uniqueEmail(), password: PASSWORD })),
+    503: async () => down(await asBearer(body({ email: uniqueEmail(), password: PASSWORD })))
+  },
+  'POST /auth/email/confirm': {
+    200: async () => body({ token: (await changingEmail()).confirm }),
+    400: () => body(NOT_A_TOKEN),
+    409: async () => {
+      const { fresh, confirm } = await changingEmail()
+      await registerUser(app, fresh)
+      return body({ token: confirm })
+    },
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body(NOT_A_TOKEN)),
+    503: () => down(body({ token: 'a'.repeat(43) }))
+  },
+  'POST /auth/email/cancel': {
+    204: async () => body({ token: (await changingEmail()).cancel }),
+    400: () => body(NOT_A_TOKEN),
+    413: () => tooLarge,
+    415: () => textPlain,
+    429: () => limitedTwice(body(NOT_A_TOKEN)),
+    503: () => down(body({ token: 'a'.repeat(43) }))
   },
   'GET /.well-known/jwks.json': { 200: () => ({}) },
   'GET /.well-known/openid-configuration': { 200: () => ({}) },

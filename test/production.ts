@@ -4,7 +4,8 @@ export const PRODUCTION_ENV = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgres://latchkey@db/latchkey',
   ISSUER: 'https://auth.example.com',
-  KEY_ENCRYPTION_SECRET: 'k'.repeat(32)
+  KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
+  SMTP_URL: 'smtps://latchkey:secret@smtp.example.com'
 }
 
 /** Each unsafe setting, the one line that refuses it, and the override that accepts it. */
@@ -38,5 +39,11 @@ export const PRODUCTION_GUARDS: Array<{ name: string, unsafe: Record<string, str
     unsafe: { ISSUER: undefined },
     line: 'ISSUER: must be an https URL when NODE_ENV=production, got http://localhost:3000 (ALLOW_HTTP_ISSUER=true accepts it)',
     override: { ALLOW_HTTP_ISSUER: 'true' }
+  },
+  {
+    name: 'mail written to files',
+    unsafe: { SMTP_URL: undefined },
+    line: 'SMTP_URL: is required when NODE_ENV=production (without it mail is written to DATA_DIR/outbox/; ALLOW_OUTBOX_FILES=true accepts it)',
+    override: { ALLOW_OUTBOX_FILES: 'true' }
   }
 ]

@@ -23,4 +23,8 @@ export function refuseUnsafeProductionDefaults (env: Env, config: Config): void 
   if (new URL(config.issuer).protocol !== 'https:' && !unless('ALLOW_HTTP_ISSUER')) {
     throw new ConfigError('ISSUER', `must be an https URL when NODE_ENV=production, got ${config.issuer} (ALLOW_HTTP_ISSUER=true accepts it)`)
   }
+  // Mail written to DATA_DIR/outbox/ reaches nobody: reset and verification links would never arrive.
+  if (config.mail.smtpUrl === undefined && !unless('ALLOW_OUTBOX_FILES')) {
+    throw new ConfigError('SMTP_URL', 'is required when NODE_ENV=production (without it mail is written to DATA_DIR/outbox/; ALLOW_OUTBOX_FILES=true accepts it)')
+  }
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { refuseUnsafeProductionDefaults } from './guards.js'
-import { adminServiceClients, appLabel, boolean, ConfigError, integer, oidcProviders, oneOf, origins, read, redirectUris, roles, secret, serviceClients, tokenClaims, trustProxy, url, type Env } from './parsers.js'
+import { adminServiceClients, appLabel, boolean, ConfigError, integer, linkTemplate, mailFrom, oidcProviders, oneOf, origins, read, redirectUris, roles, secret, serviceClients, tokenClaims, trustProxy, url, type Env } from './parsers.js'
 import { VERIFIABLE_TOKEN_MAX_BYTES } from '../lib/access-token.js'
 import { JWT_ALGORITHMS, type Config } from './types.js'
 
@@ -82,10 +82,33 @@ export function loadConfig (env: Env): Config {
     metricsPort,
     metricsToken: secret(env, 'METRICS_TOKEN'),
     shutdownTimeoutSeconds: integer(env, 'SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+    mail: {
+      smtpUrl: url(env, 'SMTP_URL', undefined, ['smtp:', 'smtps:']),
+      from: mailFrom(env, 'MAIL_FROM', `latchkey <no-reply@${new URL(issuer).hostname}>`),
+      templatesDir: read(env, 'MAIL_TEMPLATES_DIR') === undefined ? undefined : resolve(read(env, 'MAIL_TEMPLATES_DIR')!),
+      maxAttempts: integer(env, 'MAIL_MAX_ATTEMPTS', 8, 1, 50),
+      retryBaseSeconds: integer(env, 'MAIL_RETRY_BASE_SECONDS', 30, 1, 3_600),
+      perRecipientPerHour: integer(env, 'MAIL_PER_RECIPIENT_PER_HOUR', 3, 1, 1_000)
+    },
+    recovery: {
+      emailVerification: oneOf(env, 'EMAIL_VERIFICATION', ['off', 'optional', 'required'] as const, 'optional'),
+      // OWASP Forgot Password Cheat Sheet: reset tokens expire after a short, fixed time.
+      passwordResetTtlSeconds: integer(env, 'PASSWORD_RESET_TTL_SECONDS', 1_800, 60, 86_400),
+      emailVerifyTtlSeconds: integer(env, 'EMAIL_VERIFY_TTL_SECONDS', 86_400, 300, 604_800),
+      emailChangeTtlSeconds: integer(env, 'EMAIL_CHANGE_TTL_SECONDS', 3_600, 300, 604_800),
+      // The token rides in the fragment by default: browsers send it in no request and no Referer.
+      links: {
+        passwordReset: linkTemplate(env, 'PASSWORD_RESET_URL', `${issuer}/reset-password#token={token}`),
+        emailVerify: linkTemplate(env, 'EMAIL_VERIFY_URL', `${issuer}/verify-email#token={token}`),
+        emailChange: linkTemplate(env, 'EMAIL_CHANGE_URL', `${issuer}/confirm-email#token={token}`),
+        emailChangeCancel: linkTemplate(env, 'EMAIL_CHANGE_CANCEL_URL', `${issuer}/cancel-email-change#token={token}`)
+      }
+    },
     rateLimit: {
       enabled: boolean(env, 'RATE_LIMIT_ENABLED', true),
       loginPerIpPerMinute: integer(env, 'RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE', 20, 1, 100_000),
       refreshPerIpPerMinute: integer(env, 'RATE_LIMIT_REFRESH_PER_IP_PER_MINUTE', 120, 1, 100_000),
+      mailPerIpPerMinute: integer(env, 'RATE_LIMIT_MAIL_PER_IP_PER_MINUTE', 5, 1, 100_000),
       // OWASP ASVS V2.2.1 allows at most 100 failures an hour; an hour meets at most five
       // back-to-back 15-minute windows, hence the cap of 20.
       loginFailuresPerAccount: integer(env, 'RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT', 10, 1, 20),

@@ -280,3 +280,30 @@ export function tokenClaims (env: Env, name: string): ClaimRule[] {
     throw new ConfigError(name, printable((error as Error).message))
   }
 }
+
+/**
+ * A link a mail carries: an http(s) URL with `{token}` once, where the token
+ * goes (README, Password reset and email). Links are built from these, never
+ * from a request's Host header (OWASP Forgot Password Cheat Sheet).
+ */
+export function linkTemplate (env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback
+  if (raw.split('{token}').length !== 2) throw new ConfigError(name, 'must contain {token} exactly once')
+  let parsed: URL
+  try {
+    parsed = new URL(raw.replace('{token}', 'token'))
+  } catch {
+    throw new ConfigError(name, 'must be an absolute URL')
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(name, `must use http: or https:, got ${parsed.protocol}`)
+  return raw
+}
+
+/** MAIL_FROM: one address, optionally with a display name (`Name <address>`); no line breaks, which would inject headers. */
+export function mailFrom (env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback
+  if (raw.length > 320 || /[\r\n]/.test(raw) || !/^(?:[^<>@]*<[^<>\s@]+@[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+)$/.test(raw)) {
+    throw new ConfigError(name, 'must be an address, or a name and <address>')
+  }
+  return raw
+}

@@ -72,6 +72,43 @@ export interface Config {
   metricsToken: string | undefined
   /** How long in-flight requests may take to finish after SIGTERM before the process gives up on them. */
   shutdownTimeoutSeconds: number
+  /** Outgoing mail (README, Password reset and email). */
+  mail: MailSettings
+  /** Password reset, email verification and email change. */
+  recovery: RecoverySettings
+}
+
+export interface MailSettings {
+  /** SMTP_URL: `smtp://` or `smtps://`, with credentials; undefined writes `.eml` files to DATA_DIR/outbox/ (development). */
+  smtpUrl: string | undefined
+  /** MAIL_FROM: the From of every message. */
+  from: string
+  /** MAIL_TEMPLATES_DIR: a folder of templates that replace the built-in ones. */
+  templatesDir: string | undefined
+  /** Delivery attempts before a message is marked failed. */
+  maxAttempts: number
+  /** The first retry's delay; each later one doubles it, up to an hour. */
+  retryBaseSeconds: number
+  /** Mails a request may have sent to one address per hour (verification, reset, email change). */
+  perRecipientPerHour: number
+}
+
+export type EmailVerification = 'off' | 'optional' | 'required'
+
+export interface RecoverySettings {
+  emailVerification: EmailVerification
+  passwordResetTtlSeconds: number
+  emailVerifyTtlSeconds: number
+  emailChangeTtlSeconds: number
+  /** The pages mails link to, each with `{token}` where the token goes. */
+  links: RecoveryLinks
+}
+
+export interface RecoveryLinks {
+  passwordReset: string
+  emailVerify: string
+  emailChange: string
+  emailChangeCancel: string
 }
 
 export interface TotpSettings {
@@ -98,6 +135,8 @@ export interface RateLimitSettings {
   /** Password attempts (login, token, register, password change) per client address per minute. */
   loginPerIpPerMinute: number
   refreshPerIpPerMinute: number
+  /** Requests that send mail (forgot-password, verification resend, email change) per client address per minute. */
+  mailPerIpPerMinute: number
   /** Failed attempts per account per window (OWASP ASVS V2.2.1). */
   loginFailuresPerAccount: number
   accountWindowSeconds: number

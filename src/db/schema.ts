@@ -16,7 +16,10 @@ export const users = pgTable('users', {
   /** A JSON object the user may edit (PATCH /auth/me), bounded by USER_METADATA_MAX_BYTES. */
   userMetadata: jsonb('user_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
   /** A JSON object only the embedding app or a service client writes; the user reads it. */
-  appMetadata: jsonb('app_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`)
+  appMetadata: jsonb('app_metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+  // Mail and recovery (README, Password reset and email): when the current address was proved to be the user's.
+  /** Set by a verification link, a password reset or an email change; null while the address is unproved. */
+  emailVerifiedAt: timestamp('email_verified_at', { withTimezone: true, mode: 'date' })
 }, table => [uniqueIndex('users_email_key_unique').on(table.emailKey)])
 
 export type UserRow = typeof users.$inferSelect
@@ -226,4 +229,56 @@ export const auditEvents = pgTable('audit_events', {
 }, table => [
   index('audit_events_subject_idx').on(table.subjectUserId, table.id),
   index('audit_events_at_idx').on(table.at)
+])
+
+// ---------------------------------------------------------------------------
+// Mail and recovery (README, Password reset and email): the outbox and the
+// single-use tokens its messages carry. Kept together so that the migration
+// that creates them can be generated again in one piece.
+// ---------------------------------------------------------------------------
+
+/**
+ * The transactional outbox: a message is written by the statement that writes
+ * the token it carries, and the sender job (jobs/mail-delivery.ts) delivers it.
+ * `params` holds the link, the only place a token's plaintext exists: it is
+ * emptied once the message is sent or given up on.
+ */
+export const mailOutbox = pgTable('mail_outbox', {
+  id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+  recipient: text('recipient').notNull(),
+  /** Which template renders it (mail/templates.ts), in `locale` when the deployment has one. */
+  template: text('template').notNull(),
+  locale: text('locale'),
+  params: jsonb('params').$type<Record<string, string>>().notNull(),
+  status: text('status', { enum: ['pending', 'sent', 'failed'] }).notNull().default('pending'),
+  attempts: integer('attempts').notNull().default(0),
+  /** The next delivery attempt; a claimed message is pushed past its lease, so no other sender takes it meanwhile. */
+  nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  /** When it was sent or given up on. */
+  doneAt: timestamp('done_at', { withTimezone: true, mode: 'date' }),
+  /** The transport's error code of the last failed attempt (never its message, which may quote an address). */
+  lastError: text('last_error')
+}, table => [
+  index('mail_outbox_pending_idx').on(table.nextAttemptAt).where(sql`status = 'pending'`),
+  index('mail_outbox_done_at_idx').on(table.doneAt)
+])
+
+/**
+ * Password-reset, email-verification and email-change tokens, by SHA-256 only:
+ * 256 bits from the CSPRNG, single use (one conditional UPDATE spends one), and
+ * a newer token of the same purpose supersedes the older ones.
+ */
+export const recoveryTokens = pgTable('recovery_tokens', {
+  hash: bytea('hash').primaryKey(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  purpose: text('purpose', { enum: ['password_reset', 'email_verify', 'email_change', 'email_change_cancel'] }).notNull(),
+  /** The address the token is about: the one to verify, the new one of a change, the old one a cancellation restores. */
+  email: text('email').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' })
+}, table => [
+  index('recovery_tokens_user_purpose_idx').on(table.userId, table.purpose),
+  index('recovery_tokens_expires_at_idx').on(table.expiresAt)
 ])

@@ -14,6 +14,10 @@ import { provenNow } from './proof.js'
  * user has none), each carrying an `mfa_token` for the second step.
  */
 export async function signIn (app: FastifyInstance, request: FastifyRequest, user: User, amr: readonly string[], clientId = app.config.clientId): Promise<SessionGrant> {
+  // EMAIL_VERIFICATION=required: after the password check, so it tells nothing to whoever lacks the password.
+  if (amr.includes('pwd') && !user.emailVerified && app.config.recovery.emailVerification === 'required') {
+    throw errors.emailNotVerified('Open the link in the verification mail first, or reset the password, which verifies the address too')
+  }
   const step: FirstStep = { userId: user.id, clientId, amr: [...amr] }
   if (await app.mfa.enrolled(user.id)) {
     const { token } = await app.mfa.tokens.issue(step, 'verify')

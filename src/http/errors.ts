@@ -52,9 +52,10 @@ export type ProblemCode =
   | 'data_too_large' | 'data_too_complex' | 'claims_too_large'
   | 'invalid_credentials' | 'authentication_required' | 'invalid_token' | 'token_expired' | 'refresh_token_reused' | 'session_revoked'
   | 'mfa_required' | 'mfa_enrollment_required' | 'invalid_mfa_token' | 'invalid_mfa_code' | 'insufficient_user_authentication'
-  | 'origin_not_allowed' | 'account_disabled' | 'forbidden'
+  | 'invalid_reset_token' | 'invalid_email_token'
+  | 'origin_not_allowed' | 'account_disabled' | 'forbidden' | 'email_not_verified'
   | 'not_found' | 'method_not_allowed'
-  | 'email_taken' | 'last_sign_in_method' | 'last_admin' | 'unknown_role' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
+  | 'email_taken' | 'email_already_verified' | 'last_sign_in_method' | 'last_admin' | 'unknown_role' | 'mfa_already_enrolled' | 'mfa_not_enrolled' | 'step_up_unavailable'
   | 'precondition_failed'
   | 'payload_too_large' | 'unsupported_media_type' | 'rate_limited'
   | 'internal_error' | 'access_token_too_large' | 'service_unavailable'
@@ -69,6 +70,9 @@ export const errors = {
   invalidJson: define(400, 'invalid_json', 'The request body is not valid JSON'),
   dataTooLarge: define(400, 'data_too_large', 'The JSON object is too large'),
   dataTooComplex: define(400, 'data_too_complex', 'The JSON object is nested too deep or has too many members'),
+  // OWASP Forgot Password Cheat Sheet: one answer whether the token is unknown, spent, superseded or expired.
+  invalidResetToken: define(400, 'invalid_reset_token', 'The reset token is not valid'),
+  invalidEmailToken: define(400, 'invalid_email_token', 'The link is not valid'),
   claimsTooLarge: define(400, 'claims_too_large', 'The change would make the access token larger than ACCESS_TOKEN_MAX_BYTES'),
   invalidCredentials: define(401, 'invalid_credentials', 'Invalid email or password'),
   authenticationRequired: define(401, 'authentication_required', 'Authentication is required'),
@@ -88,9 +92,12 @@ export const errors = {
   accountDisabled: define(403, 'account_disabled', 'This account is disabled'),
   /** RFC 6750 §3.1 `insufficient_scope`: a valid token whose roles, permissions or scopes do not reach the route. */
   forbidden: define(403, 'forbidden', 'The token does not grant this'),
+  /** EMAIL_VERIFICATION=required: said only to whoever gave the right password. */
+  emailNotVerified: define(403, 'email_not_verified', 'The email address is not verified yet'),
   notFound: define(404, 'not_found', 'Not found'),
   methodNotAllowed: define(405, 'method_not_allowed', 'Method not allowed'),
   emailTaken: define(409, 'email_taken', 'An account with this email already exists'),
+  emailAlreadyVerified: define(409, 'email_already_verified', 'The email address is already verified'),
   lastSignInMethod: define(409, 'last_sign_in_method', 'This is the last way to sign in to the account'),
   lastAdmin: define(409, 'last_admin', 'This would leave no enabled user with the admin role'),
   unknownRole: define(409, 'unknown_role', 'No such role is declared (ROLES)'),

@@ -17,6 +17,8 @@ export function toOAuthError (error: FastifyError | Error): OAuthError {
     // The two-step login on the token endpoint: a 400 with the code as `error`, as RFC 6749 §5.2 errors are.
     case 'mfa_required': case 'mfa_enrollment_required':
       return new OAuthError(400, problem.code, problem.title, {}, problem.extensions)
+    // EMAIL_VERIFICATION=required: the same 403 and code as /auth/login, said only after the password was right.
+    case 'email_not_verified': return new OAuthError(403, problem.code, problem.title)
     case 'origin_not_allowed': return invalidRequest(problem.title)
     case 'validation_failed': case 'invalid_json': return invalidRequest(problem.detail ?? problem.title)
     case 'unsupported_media_type': return invalidRequest('Send application/x-www-form-urlencoded or application/json')

@@ -6,7 +6,12 @@ export const RETENTION_SECONDS = {
   sessions: 86_400,
   oidcTransactions: 3_600,
   loginCodes: 3_600,
-  mfaTokens: 3_600
+  mfaTokens: 3_600,
+  recoveryTokens: 3_600,
+  /** Sent mail holds no link any more; a day answers "did it go out?". */
+  sentMail: 86_400,
+  /** Failed mail is kept a week, for whoever looks into why. */
+  failedMail: 604_800
 } as const
 
 /** How often the jobs run unless told otherwise. */
@@ -29,7 +34,11 @@ export interface PruneJob {
 
 /** Every job that deletes dead rows, in one list: each table's owner does the deleting, a bounded batch at a time. */
 export function pruneJobs (
-  owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes' | 'audit'> & { mfa: Pick<FastifyInstance['mfa'], 'tokens'> },
+  owners: Pick<FastifyInstance, 'sessions' | 'oidcTransactions' | 'loginCodes' | 'audit'> & {
+    mfa: Pick<FastifyInstance['mfa'], 'tokens'>
+    recovery: Pick<FastifyInstance['recovery'], 'prune'>
+    mail: { outbox: Pick<FastifyInstance['mail']['outbox'], 'pruneSent' | 'pruneFailed'> }
+  },
   auditRetentionDays = AUDIT_RETENTION_DAYS_DEFAULT
 ): PruneJob[] {
   return [
@@ -37,7 +46,10 @@ export function pruneJobs (
     { what: 'expired sign-in transactions', retentionSeconds: RETENTION_SECONDS.oidcTransactions, prune: owners.oidcTransactions.prune },
     { what: 'expired login codes', retentionSeconds: RETENTION_SECONDS.loginCodes, prune: owners.loginCodes.prune },
     { what: 'expired mfa tokens', retentionSeconds: RETENTION_SECONDS.mfaTokens, prune: owners.mfa.tokens.prune },
-    { what: 'old audit events', retentionSeconds: auditRetentionDays * 86_400, prune: owners.audit.prune }
+    { what: 'old audit events', retentionSeconds: auditRetentionDays * 86_400, prune: owners.audit.prune },
+    { what: 'expired recovery tokens', retentionSeconds: RETENTION_SECONDS.recoveryTokens, prune: owners.recovery.prune },
+    { what: 'sent mail', retentionSeconds: RETENTION_SECONDS.sentMail, prune: owners.mail.outbox.pruneSent },
+    { what: 'failed mail', retentionSeconds: RETENTION_SECONDS.failedMail, prune: owners.mail.outbox.pruneFailed }
   ]
 }
 
@@ -61,4 +73,4 @@ export default fp<PruningOptions>(async (app, { intervalSeconds, auditRetentionD
   const timer = setInterval(() => { void runPruneJobs(jobs, app.log) }, intervalSeconds * 1000)
   timer.unref()
   app.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes', 'mfa', 'audit'] })
+}, { name: 'pruning', dependencies: ['sessions', 'oidc-transactions', 'login-codes', 'mfa', 'audit', 'recovery', 'mail'] })

@@ -15,12 +15,15 @@ export interface AddressLimits {
   /** Requests that carry a credential: login, registration, password change, the token endpoint's password and code grants. */
   password: onRequestAsyncHookHandler
   refresh: onRequestAsyncHookHandler
+  /** Requests that send mail: forgot-password, a verification resend, an email change. */
+  mail: onRequestAsyncHookHandler
 }
 
 export interface AddressLimitSettings {
   enabled: boolean
   loginPerIpPerMinute: number
   refreshPerIpPerMinute: number
+  mailPerIpPerMinute: number
 }
 
 /**
@@ -73,7 +76,7 @@ declare module 'fastify' {
 
 export default fp<AddressLimitSettings>(async (app, settings) => {
   if (!settings.enabled) {
-    app.decorate('addressLimits', { password: noLimit, refresh: noLimit })
+    app.decorate('addressLimits', { password: noLimit, refresh: noLimit, mail: noLimit })
     return
   }
   await app.register(rateLimit, {
@@ -89,6 +92,7 @@ export default fp<AddressLimitSettings>(async (app, settings) => {
     app.rateLimit({ groupId, max, timeWindow: 60_000 }) as unknown as onRequestAsyncHookHandler
   app.decorate('addressLimits', {
     password: perMinute('password', settings.loginPerIpPerMinute),
-    refresh: perMinute('refresh', settings.refreshPerIpPerMinute)
+    refresh: perMinute('refresh', settings.refreshPerIpPerMinute),
+    mail: perMinute('mail', settings.mailPerIpPerMinute)
   })
 }, { name: 'address-limits', dependencies: ['counters'] })

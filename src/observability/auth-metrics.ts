@@ -19,9 +19,13 @@ export interface AuthMetrics {
   countMfaEvent(event: string): void
   /** Counts an audit event by its type (README, Audit trail), once its transaction committed. */
   countAuditEvent(type: string): void
+  /** Counts outgoing mail (README, Password reset and email): `queued`, `sent`, `retried` (an attempt failed, another is due), `failed` (given up). */
+  countMail(event: MailEvent, count?: number): void
   observeRequest(method: string, route: string | undefined, statusCode: number, seconds: number): void
   watchPool(stats: () => PoolStats): void
 }
+
+export type MailEvent = 'queued' | 'sent' | 'retried' | 'failed'
 
 export interface AuthMetricsOptions {
   /** Also the process's own metrics (CPU, memory, event-loop lag, GC): once per process, not per app. */
@@ -45,6 +49,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
   const refreshes = new Counter({ name: 'latchkey_refreshes_total', help: 'Refresh-token rotations, by outcome', labelNames: ['outcome'], registers })
   const mfaEvents = new Counter({ name: 'latchkey_mfa_events_total', help: 'Second-factor events: enrolments, removals, failed codes, recovery codes used, step-ups', labelNames: ['event'], registers })
   const auditEvents = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by type', labelNames: ['type'], registers })
+  const mails = new Counter({ name: 'latchkey_mails_total', help: 'Outgoing mail: queued, sent, retried (an attempt failed), failed (given up after MAIL_MAX_ATTEMPTS)', labelNames: ['event'], registers })
   const rateLimited = new Counter({ name: 'latchkey_rate_limited_total', help: 'Requests refused with 429, by route', labelNames: ['route'], registers })
   let poolStats: (() => PoolStats) | undefined
   // Read at scrape time, so it reports the pool as it is, not as it was at the last request.
@@ -77,6 +82,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
     countRefresh: counted(refreshes),
     countMfaEvent (event) { mfaEvents.inc({ event }) },
     countAuditEvent (type) { auditEvents.inc({ type }) },
+    countMail (event, count = 1) { mails.inc({ event }, count) },
     observeRequest (method, route = 'unmatched', statusCode, seconds) {
       requests.inc({ method, route, status: statusCode })
       latency.observe({ method, route }, seconds)

@@ -30,6 +30,7 @@ export const tags = {
   services: 'services',
   federation: 'federation',
   mfa: 'mfa',
+  recovery: 'recovery',
   discovery: 'discovery',
   operations: 'operations',
   admin: 'admin'
@@ -59,6 +60,7 @@ export function openapiDocument ({ issuer, authPrefix, version }: OpenapiDocumen
       { name: tags.oauth, description: 'OAuth 2.0 endpoints: token (RFC 6749), introspection (RFC 7662), revocation (RFC 7009)' },
       { name: tags.services, description: 'Calls for service clients (SERVICE_CLIENTS) beyond OAuth: app_metadata' },
       { name: tags.federation, description: 'Sign-in through OpenID Connect providers and the identities linked to an account' },
+      { name: tags.recovery, description: 'Password reset, email verification and email change, through links sent by mail' },
       { name: tags.mfa, description: 'A second factor (TOTP and recovery codes), the second step of a login, and step-up' },
       { name: tags.discovery, description: 'Public keys and authorization-server metadata for verifiers' },
       { name: tags.operations, description: 'Liveness and readiness probes' },

@@ -4,6 +4,7 @@ import { jsonObject } from './json.js'
 export const UserSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   email: Type.String(),
+  email_verified: Type.Boolean({ description: 'Whether the address was proved to be the user\'s: a verification link, a password reset, or a provider that verified it' }),
   name: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   user_metadata: jsonObject('The user\'s own values, which they may change (PATCH /auth/me; USER_METADATA_MAX_BYTES)'),
@@ -15,6 +16,7 @@ export type UserBody = Static<typeof UserSchema>
 interface UserView {
   id: string
   email: string
+  emailVerified: boolean
   name: string | null
   createdAt: Date
   userMetadata: Record<string, unknown>
@@ -25,6 +27,7 @@ export function toUserBody (user: UserView): UserBody {
   return {
     id: user.id,
     email: user.email,
+    email_verified: user.emailVerified,
     name: user.name,
     createdAt: user.createdAt.toISOString(),
     user_metadata: user.userMetadata,

@@ -59,7 +59,7 @@ export interface SessionView {
   ip: string | null
 }
 
-export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled' | 'revoked_by_admin'
+export type RevokeReason = 'logout' | 'revoked_by_user' | 'logout_everywhere' | 'password_changed' | 'refresh_token_reused' | 'user_disabled' | 'revoked_by_service' | 'login_code_reused' | 'mfa_enrolled' | 'revoked_by_admin' | 'password_reset' | 'email_change_cancelled'
 
 /** A refresh token that would rotate if presented now (RFC 7662 §2.2). */
 export interface RefreshTokenInfo {

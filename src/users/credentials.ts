@@ -27,6 +27,8 @@ export interface Credentials {
    * as its detail when it is not theirs, counted against the account's limit.
    */
   verifyPassword(userId: string, password: string, wrong?: string): Promise<void>
+  /** The hash of a new password that meets the policy of registration (400 otherwise): a reset's. */
+  hashNewPassword(password: string): Promise<string>
 }
 
 export function assertAcceptablePassword (password: string, field = 'password'): void {
@@ -52,6 +54,10 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
 
   return {
     verifyPassword,
+    async hashNewPassword (password) {
+      assertAcceptablePassword(password)
+      return hasher.hash(password)
+    },
     async register ({ email, password, name }, { actor, log, ...where } = {}) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
       assertAcceptablePassword(password)

@@ -49,7 +49,7 @@ export interface Identities {
 }
 
 /** The user's columns under the names drizzle gives them, so that one `toUser` reads rows from either. */
-const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at as "createdAt", u.disabled_at as "disabledAt", u.user_metadata as "userMetadata", u.app_metadata as "appMetadata"'
+const USER_COLUMNS = 'u.id, u.email, u.name, u.created_at as "createdAt", u.disabled_at as "disabledAt", u.email_verified_at as "emailVerifiedAt", u.user_metadata as "userMetadata", u.app_metadata as "appMetadata"'
 
 const statements = {
   touch: {
@@ -75,9 +75,9 @@ const statements = {
   create: {
     name: 'latchkey_identity_create_user',
     text: `with u as (
-      insert into users (email, email_key, name, password_hash, created_at, updated_at)
-      values ($1, $2, $3, null, $6, $6)
-      returning id, email, name, created_at, disabled_at, user_metadata, app_metadata
+      insert into users (email, email_key, name, password_hash, created_at, updated_at, email_verified_at)
+      values ($1, $2, $3, null, $6, $6, $6)
+      returning id, email, name, created_at, disabled_at, email_verified_at, user_metadata, app_metadata
     ), identity as (
       insert into identities (user_id, provider, subject, email, created_at, last_used_at)
       select id, $4, $5, $1, $6, $6 from u
@@ -124,7 +124,10 @@ export function createIdentities (database: Database, clock: Clock): Identities 
     if (!claims.emailVerified) return { status: 'refused', reason: 'email_unverified' }
     const [existing] = await database.query<UserFields>(statements.userByEmail, [emailKey(email)])
     if (existing !== undefined) {
-      if (!linkVerifiedEmail) return { status: 'refused', reason: 'email_not_linkable' }
+      // Both sides must have proved the address: the provider (email_verified, trusted through
+      // linkVerifiedEmail) and latchkey (its verification mail). An address latchkey never verified may
+      // have been registered by someone else, waiting for its owner to sign in (a pre-hijack).
+      if (!linkVerifiedEmail || existing.emailVerifiedAt === null) return { status: 'refused', reason: 'email_not_linkable' }
       await database.query(statements.link, [existing.id, provider, claims.subject, email, now])
       return signedIn(toUser(existing), 'linked')
     }

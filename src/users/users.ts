@@ -14,6 +14,8 @@ export interface User {
   name: string | null
   createdAt: Date
   disabledAt: Date | null
+  /** Whether the current address was proved to be theirs (a verification link, a password reset, a provider that verified it). */
+  emailVerified: boolean
   /** Theirs to edit (PATCH /auth/me). */
   userMetadata: JsonObject
   /** Written only by the embedding app or a service client; the user reads it. */
@@ -47,6 +49,11 @@ export interface Users {
   findCredentialsByEmail(email: string): Promise<Credential | undefined>
   findCredentialsById(id: string): Promise<Credential | undefined>
   setPasswordHash(id: string, passwordHash: string, db?: Db): Promise<void>
+  /**
+   * Moves the account to an address its owner just proved (an email change confirmed by the new address,
+   * or one cancelled through the old one): 409 `email_taken` when another account has it now.
+   */
+  changeEmail(id: string, email: string): Promise<User | undefined>
   /** Disables the account and revokes every session it has, in one transaction. */
   disable(id: string): Promise<void>
   /**
@@ -82,7 +89,7 @@ export interface UserPage { users: User[], next: string | null }
 export interface Credential { user: User, passwordHash: string | null }
 
 /** The columns a `User` is read from, as drizzle names them (identities.ts selects them under the same names). */
-export type UserFields = Pick<UserRow, 'id' | 'email' | 'name' | 'createdAt' | 'disabledAt' | 'userMetadata' | 'appMetadata'>
+export type UserFields = Pick<UserRow, 'id' | 'email' | 'name' | 'createdAt' | 'disabledAt' | 'emailVerifiedAt' | 'userMetadata' | 'appMetadata'>
 
 export function toUser (row: UserFields): User {
   return {
@@ -91,6 +98,7 @@ export function toUser (row: UserFields): User {
     name: row.name,
     createdAt: row.createdAt,
     disabledAt: row.disabledAt,
+    emailVerified: row.emailVerifiedAt !== null,
     userMetadata: row.userMetadata as JsonObject,
     appMetadata: row.appMetadata as JsonObject
   }
@@ -190,6 +198,20 @@ export function createUsers (database: Database, clock: Clock, settings: UserSet
     },
     async setPasswordHash (id, passwordHash, tx = db) {
       await tx.update(users).set({ passwordHash, updatedAt: new Date(clock.now()) }).where(eq(users.id, id))
+    },
+    async changeEmail (id, email) {
+      const now = new Date(clock.now())
+      try {
+        const [row] = await db.update(users)
+          .set({ email: normaliseEmail(email), emailKey: emailKey(email), emailVerifiedAt: now, updatedAt: now })
+          .where(eq(users.id, id))
+          .returning()
+        return row && toUser(row)
+      } catch (error) {
+        // The unique index decides, as at registration: the address was taken meanwhile.
+        if (isUniqueViolation(error)) throw errors.emailTaken('Another account has this address now')
+        throw error
+      }
     },
     async disable (id) {
       await database.transaction(async tx => { await setDisabled(tx as unknown as Db, id, true) })

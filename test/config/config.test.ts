@@ -19,7 +19,7 @@ t.test('defaults serve a developer on a laptop', async t => {
     argon2: { memoryKiB: 19456, timeCost: 2, parallelism: 1 }
   })
   t.match(config.dataDir, /\.data$/)
-  t.same(config.rateLimit, { enabled: true, loginPerIpPerMinute: 20, refreshPerIpPerMinute: 120, loginFailuresPerAccount: 10, accountWindowSeconds: 900 })
+  t.same(config.rateLimit, { enabled: true, loginPerIpPerMinute: 20, refreshPerIpPerMinute: 120, mailPerIpPerMinute: 5, loginFailuresPerAccount: 10, accountWindowSeconds: 900 })
   t.equal(config.redisUrl, undefined)
   t.equal(config.redisKeyPrefix, 'latchkey:')
   t.same(config.timeouts, { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 72_000 })
@@ -187,4 +187,38 @@ t.test('ROLES, ADMIN_SERVICE_CLIENTS and AUDIT_RETENTION_DAYS', async t => {
     [{ AUDIT_RETENTION_DAYS: '0' }, 'AUDIT_RETENTION_DAYS: must be between 1 and 3650, got 0']
   ]
   for (const [env, message] of cases) t.throws(() => loadConfig(env), { message }, message)
+})
+
+t.test('mail and recovery: defaults, links with {token}, and refusals', async t => {
+  const config = loadConfig({})
+  t.same(config.mail, { smtpUrl: undefined, from: 'latchkey <no-reply@localhost>', templatesDir: undefined, maxAttempts: 8, retryBaseSeconds: 30, perRecipientPerHour: 3 })
+  t.same(config.recovery, {
+    emailVerification: 'optional',
+    passwordResetTtlSeconds: 1800,
+    emailVerifyTtlSeconds: 86400,
+    emailChangeTtlSeconds: 3600,
+    links: {
+      passwordReset: 'http://localhost:3000/reset-password#token={token}',
+      emailVerify: 'http://localhost:3000/verify-email#token={token}',
+      emailChange: 'http://localhost:3000/confirm-email#token={token}',
+      emailChangeCancel: 'http://localhost:3000/cancel-email-change#token={token}'
+    }
+  })
+  const set = loadConfig({ SMTP_URL: 'smtps://u:p@mail.example.com:465', MAIL_FROM: 'Example <auth@example.com>', EMAIL_VERIFICATION: 'required', PASSWORD_RESET_URL: 'https://app.example.com/reset?t={token}' })
+  t.equal(set.mail.smtpUrl, 'smtps://u:p@mail.example.com:465')
+  t.equal(set.mail.from, 'Example <auth@example.com>')
+  t.equal(set.recovery.emailVerification, 'required')
+  t.equal(set.recovery.links.passwordReset, 'https://app.example.com/reset?t={token}')
+  const refused: Array<[Record<string, string>, string]> = [
+    [{ SMTP_URL: 'http://mail.example.com' }, 'SMTP_URL: must use smtp: or smtps:, got http:'],
+    [{ MAIL_FROM: 'nobody' }, 'MAIL_FROM: must be an address, or a name and <address>'],
+    [{ MAIL_FROM: 'a@example.com\r\nBcc: b@example.com' }, 'MAIL_FROM: must be an address, or a name and <address>'],
+    [{ EMAIL_VERIFICATION: 'always' }, 'EMAIL_VERIFICATION: must be one of off, optional, required, got "always"'],
+    [{ PASSWORD_RESET_URL: 'https://app.example.com/reset' }, 'PASSWORD_RESET_URL: must contain {token} exactly once'],
+    [{ EMAIL_VERIFY_URL: 'https://x/{token}/{token}' }, 'EMAIL_VERIFY_URL: must contain {token} exactly once'],
+    [{ EMAIL_CHANGE_URL: 'javascript:alert({token})' }, 'EMAIL_CHANGE_URL: must use http: or https:, got javascript:'],
+    [{ EMAIL_CHANGE_CANCEL_URL: '/relative/{token}' }, 'EMAIL_CHANGE_CANCEL_URL: must be an absolute URL'],
+    [{ MAIL_PER_RECIPIENT_PER_HOUR: '0' }, 'MAIL_PER_RECIPIENT_PER_HOUR: must be between 1 and 1000, got 0']
+  ]
+  for (const [env, message] of refused) t.throws(() => loadConfig(env), { message }, message)
 })

@@ -11,7 +11,9 @@ import { createSessions } from '../../src/sessions/sessions.js'
 import { createAudit } from '../../src/audit/audit.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { auditEvents } from '../../src/db/schema.js'
-import { ManualClock, testDatabase, uniqueEmail } from '../helper.js'
+import { createRecovery } from '../../src/recovery/recovery.js'
+import { createOutbox } from '../../src/mail/outbox.js'
+import { ManualClock, testConfig, testDatabase, uniqueEmail } from '../helper.js'
 import { APP_REDIRECT, pkcePair } from '../oidc.js'
 
 function capturedLog () {
@@ -28,7 +30,9 @@ t.test('one run of the job list deletes what each owner keeps past its retention
     oidcTransactions: createOidcTransactions(database, clock, { ttlSeconds: 600, key: Buffer.alloc(32) }),
     loginCodes: createLoginCodes(database, clock, 600),
     mfa: { tokens: createMfaTokens(database, clock) },
-    audit: createAudit(database, clock, pino({ level: 'silent' }), createAuthMetrics())
+    audit: createAudit(database, clock, pino({ level: 'silent' }), createAuthMetrics()),
+    recovery: createRecovery(database, clock, { mayMail: async () => true, queued: () => {} }, testConfig().recovery),
+    mail: { outbox: createOutbox(database, clock) }
   }
   const email = uniqueEmail()
   const now = new Date(clock.now())
@@ -45,22 +49,25 @@ t.test('one run of the job list deletes what each owner keeps past its retention
     ['expired sign-in transactions', RETENTION_SECONDS.oidcTransactions],
     ['expired login codes', RETENTION_SECONDS.loginCodes],
     ['expired mfa tokens', RETENTION_SECONDS.mfaTokens],
-    ['old audit events', 400 * 86_400]
+    ['old audit events', 400 * 86_400],
+    ['expired recovery tokens', RETENTION_SECONDS.recoveryTokens],
+    ['sent mail', RETENTION_SECONDS.sentMail],
+    ['failed mail', RETENTION_SECONDS.failedMail]
   ])
   const { log, lines } = capturedLog()
 
   // The mfa token dies at +300 s and is kept an hour after.
   clock.advance(300 + RETENTION_SECONDS.mfaTokens - 1)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0], 'within every retention: nothing deleted')
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0, 0, 0, 0], 'within every retention: nothing deleted')
   clock.advance(2)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 1, 0])
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 1, 0, 0, 0, 0])
   // The other three die at +600 s: the transaction and the code are kept an hour after, the session a day.
   clock.advance(300 - 2)
-  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [0, 0, 0, 0, 0, 0, 0, 0])
   clock.advance(2)
-  t.same(await runPruneJobs(jobs, log), [0, 1, 1, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [0, 1, 1, 0, 0, 0, 0, 0])
   clock.advance(RETENTION_SECONDS.sessions - RETENTION_SECONDS.loginCodes)
-  t.same(await runPruneJobs(jobs, log), [1, 0, 0, 0, 0])
+  t.same(await runPruneJobs(jobs, log), [1, 0, 0, 0, 0, 0, 0, 0])
   t.equal(await database.db.$count(sessions, eq(sessions.userId, user!.id)), 0)
   t.equal(await database.db.$count(oidcTransactions), 0)
   t.equal(await database.db.$count(loginCodes, eq(loginCodes.userId, user!.id)), 0)

@@ -15,6 +15,8 @@ import mfa from './mfa.js'
 import mfaVerify from './mfa-verify.js'
 import stepUp from './step-up.js'
 import activity from './activity.js'
+import recovery from './recovery.js'
+import email from './email.js'
 
 const auth: FastifyPluginAsync = async app => {
   await app.register(register)
@@ -33,6 +35,8 @@ const auth: FastifyPluginAsync = async app => {
   await app.register(mfaVerify)
   await app.register(stepUp)
   await app.register(activity)
+  await app.register(recovery)
+  await app.register(email)
 }
 
 export default auth

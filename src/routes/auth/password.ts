@@ -20,6 +20,8 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const { id, sessionId } = request.user!
     await app.credentials.changePassword(id, request.body.currentPassword, request.body.newPassword, changeContext(request))
     await app.sessions.revokeAll(id, 'password_changed', sessionId)
+    // OWASP Forgot Password Cheat Sheet: a password change voids every outstanding reset link.
+    await app.recovery.voidTokens(id, 'password_reset')
     return reply.code(204).send(null)
   })
 }

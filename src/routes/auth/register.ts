@@ -4,6 +4,7 @@ import { AuthModeHeadersSchema, AuthResponseSchema, RegisterBodySchema } from '.
 import { ProblemSchema } from '../../schemas/problem.js'
 import { grantResponse, PASSWORD_AMR, signIn, withUser } from '../../grants/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
+import { preferredLocale } from '../../mail/index.js'
 
 const route: FastifyPluginAsyncTypebox = async app => {
   app.post('/register', {
@@ -20,6 +21,10 @@ const route: FastifyPluginAsyncTypebox = async app => {
     }
   }, async (request, reply) => {
     const user = await app.credentials.register(request.body, changeContext(request))
+    if (app.config.recovery.emailVerification !== 'off') {
+      const queued = await app.recovery.sendVerification(user, preferredLocale(request.headers['accept-language']))
+      request.log.info({ event: 'verification_mail', userId: user.id, queued }, 'verification mail queued at registration')
+    }
     // A first factor like any other: a deployment that requires a second factor of this user asks for it now.
     const grant = await signIn(app, request, user, PASSWORD_AMR)
     return reply.code(201).send(withUser(await grantResponse(app, request, reply, grant), user))

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { eq } from 'drizzle-orm'
 import { identities } from '../../../src/db/schema.js'
-import { buildTestApp, PASSWORD, registerUser, uniqueEmail } from '../../helper.js'
+import { buildTestApp, markEmailVerified, PASSWORD, registerUser, uniqueEmail } from '../../helper.js'
 import { APP_REDIRECT, Browser, CLIENT_ID, CLIENT_SECRET, exchange, listen, providersEnv, signIn, startProvider } from '../../oidc.js'
 
 const provider = await startProvider(t)
@@ -70,6 +70,7 @@ t.test('list and unlink, never the last way to sign in', async t => {
 
 t.test('an account with a password may unlink its only identity', async t => {
   const registered = await registerUser(app)
+  await markEmailVerified(registered.user.id)
   const token = await federatedSignIn('test', registered.email)
   const [identity] = (await listIdentities(token)).body.identities
   t.equal((await unlink(token, identity!.id)).status, 204)

@@ -240,6 +240,8 @@ t.test('refused: emails that must not link or create an account', async t => {
   const cases: Array<{ name: string, provider: string, claims: (existing: string) => Account, existing: boolean, description: string }> = [
     { name: 'an unverified email trying to link', provider: 'test', claims: email => ({ email, email_verified: false }), existing: true, description: 'The provider has not verified this email address' },
     { name: 'a verified email where the provider may not link', provider: 'strict', claims: email => ({ email, email_verified: true }), existing: true, description: 'An account with this email exists; sign in to it another way' },
+    // A pre-hijack: someone registered the address with a password of theirs, waiting for its owner to sign in.
+    { name: 'a verified email to an account whose address latchkey has not verified', provider: 'test', claims: email => ({ email, email_verified: true }), existing: true, description: 'An account with this email exists; sign in to it another way' },
     { name: 'an unverified email, no account', provider: 'test', claims: () => ({ email: uniqueEmail('unverified'), email_verified: false }), existing: false, description: 'The provider has not verified this email address' },
     { name: 'no email at all', provider: 'test', claims: () => ({}), existing: false, description: 'The provider did not share an email address' }
   ]

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { eq, sql } from 'drizzle-orm'
 import { identities, loginCodes, sessions, users } from '../../../src/db/schema.js'
-import { buildTestApp, LogCapture, PASSWORD, registerUser, TEST_ISSUER, uniqueEmail } from '../../helper.js'
+import { buildTestApp, LogCapture, markEmailVerified, PASSWORD, registerUser, TEST_ISSUER, uniqueEmail } from '../../helper.js'
 import { APP_REDIRECT, atCallback, authorizeUrl, Browser, CLIENT_ID, exchange, listen, pkcePair, providersEnv, signIn, startProvider } from '../../oidc.js'
 
 const provider = await startProvider(t)
@@ -103,10 +103,11 @@ t.test('a returning user signs in to the same account, with no second identity',
   t.equal(await database.db.$count(identities, eq(identities.subject, login)), 1)
 })
 
-t.test('a verified email links to the existing account when the provider allows it', async t => {
+t.test('a verified email links to the existing account when the provider allows it and latchkey verified the address', async t => {
   const { app, database } = await buildTestApp(t, { env })
   const base = await listen(app)
   const registered = await registerUser(app)
+  await markEmailVerified(registered.user.id)
   const { login } = account(registered.email.toUpperCase())
 
   const { landed, verifier } = await signIn(new Browser(base), login)

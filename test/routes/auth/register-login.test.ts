@@ -17,7 +17,7 @@ t.test('register, then log in, then /auth/me with the access token', async t => 
   t.equal(body.token_type, 'Bearer')
   t.equal(body.expires_in, 900)
   t.match(body.user, { email, name: 'Ada', id: /^[0-9a-f-]{36}$/ })
-  t.same(Object.keys(body.user).sort(), ['app_metadata', 'createdAt', 'email', 'id', 'name', 'user_metadata'])
+  t.same(Object.keys(body.user).sort(), ['app_metadata', 'createdAt', 'email', 'email_verified', 'id', 'name', 'user_metadata'])
 
   const [row] = await database.db.select().from(users).where(eq(users.id, body.user.id))
   t.equal(row?.email, email, 'stored trimmed')
