@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { Socket } from 'node:net'
@@ -9,6 +10,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { sql } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import * as schema from './schema.js'
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
@@ -24,6 +26,22 @@ function findMigrations (from: string): string {
     if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate
     if (dirname(dir) === dir) throw new Error('no migrations folder above ' + from)
   }
+}
+
+/**
+ * The build's pre-migrated embedded database (PGlite's dumpDataDir tarball) and its stamp, beside the
+ * migrations' folder: a first start loads it rather than run initdb (README, "Try it").
+ */
+const TEMPLATE = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.tar.gz')
+const TEMPLATE_STAMP = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.json')
+
+/** The template, when DATA_DIR has no database yet and the template was made by this very PGlite. */
+async function templateFor (location: string): Promise<Blob | undefined> {
+  if (location.startsWith('memory://') || existsSync(join(location, 'PG_VERSION')) || !existsSync(TEMPLATE_STAMP)) return undefined
+  const require = createRequire(import.meta.url)
+  const installed = JSON.parse(await readFile(join(dirname(dirname(require.resolve('@electric-sql/pglite'))), 'package.json'), 'utf8')) as { version: string }
+  const stamp = JSON.parse(await readFile(TEMPLATE_STAMP, 'utf8')) as { pglite?: string }
+  return stamp.pglite === installed.version && existsSync(TEMPLATE) ? new Blob([await readFile(TEMPLATE)]) : undefined
 }
 
 /** A hand-written statement; on Postgres its name makes it a prepared statement, planned once per connection. */
@@ -155,15 +173,26 @@ function resetConnection (client: pg.PoolClient): void {
 
 async function openPglite (dataDir: string): Promise<Database> {
   let location = dataDir
+  let lock: DataDirLock | undefined
   if (!dataDir.startsWith('memory://')) {
     location = join(dataDir, 'pglite')
     await mkdir(location, { recursive: true })
+    lock = await lockDataDir(dataDir)
   }
+  try {
+    return await startPglite(location, lock)
+  } catch (error) {
+    await lock?.release()
+    throw error
+  }
+}
+
+async function startPglite (location: string, lock: DataDirLock | undefined): Promise<Database> {
   // Loaded only here: a service on Postgres never holds the embedded database's code in memory.
   const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
     import('@electric-sql/pglite'), import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator')
   ])
-  const client = await PGlite.create(location)
+  const client = await PGlite.create(location, { loadDataDir: await templateFor(location) })
   const db = drizzlePglite(client, { schema })
   return {
     db: db as unknown as Db,
@@ -175,6 +204,9 @@ async function openPglite (dataDir: string): Promise<Database> {
     ping: async () => { await db.execute(sql`select 1`) },
     // One in-process connection, always open; PGlite queues statements internally and does not say how many.
     poolStats: () => ({ max: 1, total: 1, idle: undefined, waiting: undefined }),
-    close: () => client.close()
+    close: async () => {
+      await client.close()
+      await lock?.release()
+    }
   }
 }
