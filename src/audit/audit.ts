@@ -20,6 +20,15 @@ export type AuditActor = { type: 'user', id: string } | { type: 'service', id: s
 
 export const SYSTEM: AuditActor = { type: 'system' }
 
+/**
+ * The columns a capability's own statement fills when it writes its event in
+ * the statement of its change (then `announce`s it): `insert into ${AUDIT_INSERT} select ...`.
+ */
+export const AUDIT_INSERT = 'audit_events (at, type, actor_type, actor_id, subject_user_id, session_id, ip, user_agent, outcome, detail)'
+
+/** Where a change was asked from, and the logger its event goes to: what a capability that records its own events is handed. */
+export type ChangeContext = Pick<AuditEvent, 'ip' | 'userAgent'> & { log?: AuditLog | undefined }
+
 /** A detail value: short and never a secret (no password, hash, token or query string ever goes here). */
 export type AuditDetail = Readonly<Record<string, string | number | boolean | null>>
 
@@ -99,7 +108,7 @@ export function requestContext (request: FastifyRequest): Pick<AuditEvent, 'ip' 
 }
 
 /** `requestContext` and the request's logger: what a capability that records its own events is handed. */
-export function changeContext (request: FastifyRequest): Pick<AuditEvent, 'ip' | 'userAgent'> & { log: AuditLog } {
+export function changeContext (request: FastifyRequest): ChangeContext & { log: AuditLog } {
   return { ...requestContext(request), log: request.log }
 }
 
@@ -112,9 +121,10 @@ const pruneStatement: Statement = {
 
 const CURSOR = /^[0-9]{1,19}$/
 
-export function createAudit (database: Database, clock: Clock, defaultLog: AuditLog, metrics: Pick<AuthMetrics, 'countAuditEvent'>): Audit {
-  const row = (event: AuditEvent) => ({
-    at: new Date(clock.now()),
+/** An event as its `audit_events` row, for a capability that writes it in its own transaction (then `announce`s it). */
+export function auditRow (event: AuditEvent, at: Date) {
+  return {
+    at,
     type: event.type,
     actorType: event.actor.type,
     actorId: event.actor.type === 'system' ? null : event.actor.id,
@@ -124,7 +134,11 @@ export function createAudit (database: Database, clock: Clock, defaultLog: Audit
     userAgent: event.userAgent ?? null,
     outcome: event.outcome ?? 'success',
     detail: { ...event.detail }
-  })
+  }
+}
+
+export function createAudit (database: Database, clock: Clock, defaultLog: AuditLog, metrics: Pick<AuthMetrics, 'countAuditEvent'>): Audit {
+  const row = (event: AuditEvent) => auditRow(event, new Date(clock.now()))
   const announce = (events: readonly AuditEvent[], log: AuditLog) => {
     for (const event of events) {
       // Who and what, never where from: the address and agent stay in the table. A failure may be an attack: a warning.

@@ -3,7 +3,8 @@ import { asc, eq, sql } from 'drizzle-orm'
 import type { Config } from '../config/index.js'
 import { deriveKey } from '../lib/secret.js'
 import type { Database, Tx } from '../db/index.js'
-import { signingKeys } from '../db/index.js'
+import { auditEvents, signingKeys } from '../db/index.js'
+import { auditRow, SYSTEM, type Audit, type AuditEvent } from '../audit/index.js'
 import type { Clock } from '../lib/clock.js'
 import { decryptPrivateKey, encryptPrivateKey } from '../lib/key-encryption.js'
 import { generateSigningKeyPem, signingKeyFromPem, type JwtAlgorithm, type PublicJwk, type SigningKey } from '../lib/signing-key.js'
@@ -87,7 +88,12 @@ export interface StoredSigningKeys extends SigningKeys {
   revoke(kid: string): Promise<boolean>
 }
 
-export function createKeyStore (database: Database, clock: Clock, settings: KeyScheduleSettings): StoredSigningKeys {
+/**
+ * `audit` logs and counts the `signing_key_rotated` and `signing_key_revoked`
+ * events that `rotate` and `revoke` write in their transaction (README, Audit
+ * trail); the actor is latchkey itself (the key socket or the command line).
+ */
+export function createKeyStore (database: Database, clock: Clock, settings: KeyScheduleSettings, audit?: Pick<Audit, 'announce'>): StoredSigningKeys {
   const { db } = database
   let published: PublishedKey[] = []
   let current: SigningKey | undefined
@@ -116,6 +122,20 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     })
     await reload()
     return result
+  }
+
+  /** The operator's key change and its event commit together; the event is announced once they have. */
+  async function audited<T> (type: 'signing_key_rotated' | 'signing_key_revoked', work: (tx: Tx, now: Date) => Promise<{ result: T, kid: string } | undefined>): Promise<T | undefined> {
+    let event: AuditEvent | undefined
+    const done = await locked(async (tx, now) => {
+      const outcome = await work(tx, now)
+      if (outcome === undefined) return undefined
+      event = { type, actor: SYSTEM, detail: { kid: outcome.kid } }
+      await tx.insert(auditEvents).values(auditRow(event, now))
+      return outcome
+    })
+    if (event !== undefined) audit?.announce(event)
+    return done?.result
   }
 
   async function promoteDue (tx: Tx, now: Date): Promise<void> {
@@ -179,28 +199,29 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     version: () => version,
     maintain: () => locked(promoteDue),
     reload,
-    rotate: () => locked(async (tx, now) => {
+    rotate: async () => (await audited('signing_key_rotated', async (tx, now) => {
       const activatesAt = new Date(now.getTime() + lead())
       const [existing] = await tx.select().from(signingKeys).where(eq(signingKeys.state, 'next'))
       if (existing !== undefined) {
         // Bring a scheduled rotation forward, never closer than the lead from its publication.
         const earliest = new Date(Math.max(existing.createdAt.getTime() + lead(), now.getTime()))
         if (earliest < existing.activatesAt) await tx.update(signingKeys).set({ activatesAt: earliest }).where(eq(signingKeys.kid, existing.kid))
-        return { kid: existing.kid, activatesAt: earliest < existing.activatesAt ? earliest : existing.activatesAt }
+        return { kid: existing.kid, result: { kid: existing.kid, activatesAt: earliest < existing.activatesAt ? earliest : existing.activatesAt } }
       }
       const row = newKeyRow('next', now, activatesAt)
       await tx.insert(signingKeys).values(row)
-      return { kid: row.kid, activatesAt }
-    }),
-    revoke: kid => locked(async (tx, now) => {
+      return { kid: row.kid, result: { kid: row.kid, activatesAt } }
+    }))!,
+    revoke: async kid => (await audited('signing_key_revoked', async (tx, now) => {
       const [removed] = await tx.delete(signingKeys).where(eq(signingKeys.kid, kid)).returning()
-      if (removed?.state === 'current') {
+      if (removed === undefined) return undefined
+      if (removed.state === 'current') {
         // Its tokens stop verifying; new ones need a signer now, lead or not.
         const [next] = await tx.update(signingKeys).set({ state: 'current', activatesAt: now }).where(eq(signingKeys.state, 'next')).returning()
         if (next === undefined) await tx.insert(signingKeys).values(newKeyRow('current', now, now))
       }
-      return removed !== undefined
-    })
+      return { kid, result: true }
+    })) ?? false
   }
 }
 
@@ -220,7 +241,7 @@ export default fp<SigningKeysPluginOptions>(async (app, options) => {
     app.decorate('signingKeys', createStaticSigningKeys(options.keys))
     return
   }
-  const store = createKeyStore(app.database, app.clock, options)
+  const store = createKeyStore(app.database, app.clock, options, app.audit)
   await store.maintain()
   app.decorate('signingKeys', store)
   const timer = setInterval(() => {
@@ -228,4 +249,4 @@ export default fp<SigningKeysPluginOptions>(async (app, options) => {
   }, options.reloadSeconds * 1000)
   timer.unref()
   app.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'signing-keys', dependencies: ['database'] })
+}, { name: 'signing-keys', dependencies: ['database', 'audit'] })

@@ -9,6 +9,8 @@ import type { Counters } from './counters.js'
 export interface AccountAttempt {
   /** The password was right: the attempt does not count against the account. */
   succeeded(): Promise<void>
+  /** This is the window's last allowed attempt: if it fails, the account is locked out until the window ends (the `locked_out` event). */
+  readonly locks: boolean
 }
 
 export interface AccountLimits {
@@ -33,7 +35,7 @@ export function accountKey (email: string): string {
   return `account:${createHash('sha256').update(emailKey(email)).digest('base64url')}`
 }
 
-const counted: AccountAttempt = { succeeded: async () => {} }
+const counted: AccountAttempt = { succeeded: async () => {}, locks: false }
 
 export const unlimitedAccounts: AccountLimits = { begin: async () => counted }
 
@@ -45,7 +47,7 @@ export function createAccountLimits (counters: Counters, clock: Clock, { maxFail
       const key = accountKey(email)
       const { count, windowStart, resetAt } = await counters.hit(key, windowMs)
       if (count > maxFailures) throw rateLimitedFor(resetAt - clock.now(), 'failed attempts for this account')
-      return { succeeded: () => counters.undo(key, windowStart) }
+      return { succeeded: () => counters.undo(key, windowStart), locks: count === maxFailures }
     }
   }
 }

@@ -6,6 +6,7 @@ import { emailKey, normaliseEmail } from '../lib/email.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
 import { localeTag, OUTBOX_INSERT, type Mail } from '../mail/index.js'
 import type { User } from '../users/index.js'
+import { AUDIT_INSERT, type Audit, type ChangeContext } from '../audit/index.js'
 
 export type RecoveryPurpose = 'password_reset' | 'email_verify' | 'email_change' | 'email_change_cancel'
 
@@ -31,7 +32,7 @@ export interface Recovery {
    * and queues the "password changed" notice. Undefined for a token that is
    * unknown, spent, superseded, expired or for a disabled account.
    */
-  resetPassword(token: string, passwordHash: string, locale: string | undefined): Promise<string | undefined>
+  resetPassword(token: string, passwordHash: string, locale: string | undefined, where?: ChangeContext): Promise<string | undefined>
   /** Queues a verification mail for the user's current address (superseding earlier ones); false when the recipient's limit is reached. */
   sendVerification(user: User, locale: string | undefined): Promise<boolean>
   /** The user whose current address the token verified; undefined for a token that is not good, or for an address the user has left since. */
@@ -91,6 +92,10 @@ const statements = {
       insert into ${OUTBOX_INSERT}
       select email, 'password_changed', coalesce(locale, $4::text), '{}'::jsonb, $3, $3 from account
       returning id
+    ), event as (
+      -- README, Audit trail: the reset and its event commit together; the actor is whoever held the mailed token.
+      insert into ${AUDIT_INSERT}
+      select $3, 'password_reset', 'user', id::text, id, null, $5, $6, 'success', '{}'::jsonb from account
     )
     select id as user_id, (select count(*)::int from notice) as queued from account`
   },
@@ -154,7 +159,7 @@ const statements = {
   prune: pruneExpiredStatement('latchkey_recovery_prune', 'recovery_tokens', 'hash')
 } satisfies Record<string, Statement>
 
-export function createRecovery (database: Database, clock: Clock, mail: Pick<Mail, 'mayMail' | 'queued'>, settings: RecoverySettings): Recovery {
+export function createRecovery (database: Database, clock: Clock, mail: Pick<Mail, 'mayMail' | 'queued'>, settings: RecoverySettings, audit?: Pick<Audit, 'announce'>): Recovery {
   const { links } = settings
   const now = () => new Date(clock.now())
   const later = (seconds: number) => new Date(clock.now() + seconds * 1000)
@@ -178,11 +183,14 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       return row?.user_id ?? undefined
     },
 
-    async resetPassword (token, passwordHash, locale) {
+    async resetPassword (token, passwordHash, locale, { log, ...where } = {}) {
       if (!isOpaqueToken(token)) return undefined
-      const [row] = await database.query<{ user_id: string, queued: number }>(statements.reset, [hashOpaqueToken(token), passwordHash, now(), locale ?? null])
+      const [row] = await database.query<{ user_id: string, queued: number }>(statements.reset, [
+        hashOpaqueToken(token), passwordHash, now(), locale ?? null, where.ip ?? null, where.userAgent ?? null
+      ])
       if (row === undefined) return undefined
       mail.queued(row.queued)
+      audit?.announce({ type: 'password_reset', actor: { type: 'user', id: row.user_id }, subjectUserId: row.user_id, ...where }, log)
       return row.user_id
     },
 
@@ -241,5 +249,5 @@ declare module 'fastify' {
 }
 
 export default fp<{ settings: RecoverySettings }>(async (app, { settings }) => {
-  app.decorate('recovery', createRecovery(app.database, app.clock, app.mail, settings))
-}, { name: 'recovery', dependencies: ['database', 'mail'] })
+  app.decorate('recovery', createRecovery(app.database, app.clock, app.mail, settings, app.audit))
+}, { name: 'recovery', dependencies: ['database', 'mail', 'audit'] })

@@ -7,7 +7,7 @@ import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'
 import { errors } from '../http/index.js'
 import { pruner, type PruneOptions } from '../db/index.js'
-import { SYSTEM, type Audit } from '../audit/index.js'
+import { AUDIT_INSERT, SYSTEM, type Audit, type ChangeContext } from '../audit/index.js'
 
 export interface SessionSettings {
   idleTtlSeconds: number
@@ -77,10 +77,14 @@ export interface Sessions {
    * problems. Reuse is logged on `log` (the request's, so the line carries its id).
    */
   refresh(token: string, log?: SessionLog): Promise<SessionGrant>
-  /** The session a refresh token belongs to, revoked; false when there was nothing to revoke. */
-  revokeByRefreshToken(token: string, reason: RevokeReason): Promise<boolean>
-  /** Revokes one live session of this user; false when no such session is live. */
-  revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<boolean>
+  /**
+   * The session a refresh token belongs to, revoked; false when there was
+   * nothing to revoke. With `by`, the revocation is its user's own (a
+   * logout): its `session_revoked` event is written in the same statement.
+   */
+  revokeByRefreshToken(token: string, reason: RevokeReason, by?: ChangeContext): Promise<boolean>
+  /** Revokes one live session of this user; false when no such session is live. `by` as for `revokeByRefreshToken`. */
+  revoke(sessionId: string, userId: string, reason: RevokeReason, by?: ChangeContext): Promise<boolean>
   /** Revokes every live session of the user but `keep`; answers how many. */
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
   /**
@@ -112,6 +116,18 @@ const authorityOf = (userId: string) =>
   `(select coalesce(array_agg(ur.role order by ur.role), '{}') from user_roles ur where ur.user_id = ${userId}) as roles,
   (select coalesce(array_agg(distinct rp.permission order by rp.permission), '{}')
     from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${userId}) as permissions`
+
+/**
+ * The `event` CTE of a revocation that is the user's own (a logout), after a
+ * `revoked` CTE returning `id, user_id`: written only when `write` is true
+ * (README, Audit trail); the parameters are the statement's placeholders.
+ */
+const userRevocationEvent = (at: string, reason: string, ip: string, userAgent: string, write: string) =>
+  `event as (
+      insert into ${AUDIT_INSERT}
+      select ${at}, 'session_revoked', 'user', user_id::text, user_id, id, ${ip}, ${userAgent}, 'success', jsonb_build_object('reason', ${reason}::text)
+      from revoked where ${write}::boolean
+    )`
 
 const statements = {
   start: {
@@ -171,17 +187,24 @@ const statements = {
     select $2, 'refresh_token_reused', 'system', user_id, id, 'failure' from revoked
     returning session_id`
   },
+  // README, Audit trail: a logout and its event commit together; another revocation ($6 false) writes none.
   revokeByToken: {
     name: 'latchkey_session_revoke_by_token',
-    text: `update sessions set revoked_at = $2, revoked_reason = $3
-    where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
-    returning id`
+    text: `with revoked as (
+      update sessions set revoked_at = $2, revoked_reason = $3
+      where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
+      returning id, user_id
+    ), ${userRevocationEvent('$2', '$3', '$4', '$5', '$6')}
+    select id, user_id from revoked`
   },
   revoke: {
     name: 'latchkey_session_revoke',
-    text: `update sessions set revoked_at = $3, revoked_reason = $4
-    where id = $1 and user_id = $2 and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
-    returning id`
+    text: `with revoked as (
+      update sessions set revoked_at = $3, revoked_reason = $4
+      where id = $1 and user_id = $2 and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
+      returning id, user_id
+    ), ${userRevocationEvent('$3', '$4', '$5', '$6', '$7')}
+    select id, user_id from revoked`
   },
   revokeAll: {
     name: 'latchkey_session_revoke_all',
@@ -227,6 +250,9 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
+/** A session a revocation ended. */
+interface RevokedRow { id: string, user_id: string }
+
 /** A session as `list` and session-data.ts's `describe` select it. */
 export interface ViewRow { id: string, created_at: Date, last_used_at: Date, expires_at: Date, user_agent: string | null, ip: string | null }
 
@@ -267,6 +293,13 @@ const LIVE_CACHE_MAX = 10_000
 export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog, audit?: Pick<Audit, 'announce'>): Sessions {
   const recentlyLive = new Map<string, { at: number, authority: SessionAuthority }>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
+  /** Logs and counts the event a user's own revocation wrote in its statement. */
+  const announceRevoked = (rows: readonly RevokedRow[], reason: RevokeReason, by: ChangeContext | undefined) => {
+    if (by === undefined) return
+    for (const row of rows) {
+      audit?.announce({ type: 'session_revoked', actor: { type: 'user', id: row.user_id }, subjectUserId: row.user_id, sessionId: row.id, detail: { reason } }, by.log ?? defaultLog)
+    }
+  }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
 
   /** Why a rotation found nothing to rotate: unknown, dead session, a retry inside the window, or reuse. */
@@ -342,15 +375,21 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
       }
     },
 
-    async revokeByRefreshToken (token, reason) {
+    async revokeByRefreshToken (token, reason, by) {
       if (!isOpaqueToken(token)) return false
-      const rows = revoked(await database.query(statements.revokeByToken, [hashOpaqueToken(token), new Date(clock.now()), reason]))
+      const rows = revoked(await database.query<RevokedRow>(statements.revokeByToken, [
+        hashOpaqueToken(token), new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined
+      ]))
+      announceRevoked(rows, reason, by)
       return rows.length > 0
     },
 
-    async revoke (sessionId, userId, reason) {
+    async revoke (sessionId, userId, reason, by) {
       if (!isUuid(sessionId)) return false
-      const rows = revoked(await database.query(statements.revoke, [sessionId, userId, new Date(clock.now()), reason]))
+      const rows = revoked(await database.query<RevokedRow>(statements.revoke, [
+        sessionId, userId, new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined
+      ]))
+      announceRevoked(rows, reason, by)
       return rows.length > 0
     },
 

@@ -78,7 +78,16 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
       if (found !== undefined && !ok) {
         // A failure on a known account, with no change to go with it; the actor is the account the attempt named.
         const { log, actor, ...where } = context
-        await audit.record({ type: 'login_failed', actor: actor ?? { type: 'user', id: found.user.id }, subjectUserId: found.user.id, outcome: 'failure', ...where }, log)
+        const failure = { actor: actor ?? { type: 'user', id: found.user.id }, subjectUserId: found.user.id, outcome: 'failure', ...where } as const
+        if (attempt.locks) {
+          // OWASP ASVS V2.2.1: the failure that locks the account out is recorded once, with it; the refused attempts after it are not.
+          await audit.transaction(async tx => {
+            await tx.record({ type: 'login_failed', ...failure })
+            await tx.record({ type: 'locked_out', ...failure })
+          }, log)
+        } else {
+          await audit.record({ type: 'login_failed', ...failure }, log)
+        }
       }
       if (found === undefined || !ok) throw errors.invalidCredentials()
       await attempt.succeeded()

@@ -4,6 +4,7 @@ import type { Clock } from '../lib/clock.js'
 import { emailKey, isEmail, normaliseEmail } from '../lib/email.js'
 import { isUuid } from '../lib/uuid.js'
 import { toUser, type User, type UserFields } from './users.js'
+import { AUDIT_INSERT, type Audit, type ChangeContext } from '../audit/index.js'
 
 /** Who a provider says signed in (OpenID Connect Core §5.1 `sub`, `email`, `email_verified`, `name`; §2 `amr`). */
 export interface ProviderClaims {
@@ -42,10 +43,11 @@ export interface SignInPolicy {
 
 export interface Identities {
   /** The user a provider account signs in as: known, linked by verified email, or created. */
-  signIn(policy: SignInPolicy, claims: ProviderClaims): Promise<SignIn>
+  /** `where` the sign-in came from, for the `identity_linked` event of a link. */
+  signIn(policy: SignInPolicy, claims: ProviderClaims, where?: ChangeContext): Promise<SignIn>
   list(userId: string): Promise<IdentityView[]>
-  /** Unlinks one identity of the user unless it is their last way to sign in. */
-  unlink(userId: string, id: string): Promise<'unlinked' | 'not_found' | 'last_method'>
+  /** Unlinks one identity of the user unless it is their last way to sign in; its `identity_unlinked` event in the same statement. */
+  unlink(userId: string, id: string, where?: ChangeContext): Promise<'unlinked' | 'not_found' | 'last_method'>
 }
 
 /** The user's columns under the names drizzle gives them, so that one `toUser` reads rows from either. */
@@ -65,11 +67,18 @@ const statements = {
     name: 'latchkey_identity_user_by_email',
     text: `select ${USER_COLUMNS} from users u where u.email_key = $1`
   },
+  // README, Audit trail: the link and its event commit together; the actor is the user who signed in through the provider.
   link: {
     name: 'latchkey_identity_link',
-    text: `insert into identities (user_id, provider, subject, email, created_at, last_used_at)
-    values ($1, $2, $3, $4, $5, $5)
-    on conflict (provider, subject) do nothing`
+    text: `with linked as (
+      insert into identities (user_id, provider, subject, email, created_at, last_used_at)
+      values ($1::uuid, $2, $3, $4, $5, $5)
+      on conflict (provider, subject) do nothing
+      returning id
+    )
+    insert into ${AUDIT_INSERT}
+    select $5, 'identity_linked', 'user', $1::uuid::text, $1::uuid, null, $6, $7, 'success', jsonb_build_object('provider', $2::text) from linked
+    returning id`
   },
   // One statement, so a user never exists without the identity that is their only way in.
   create: {
@@ -91,12 +100,17 @@ const statements = {
   unlink: {
     name: 'latchkey_identity_unlink',
     text: `with mine as (
-      select id from identities where user_id = $2 for update
+      select id from identities where user_id = $2::uuid for update
+    ), gone as (
+      delete from identities
+      where id = $1::uuid and user_id = $2::uuid and id in (select id from mine)
+        and ((select password_hash is not null from users where id = $2::uuid) or (select count(*) from mine) > 1)
+      returning id, provider
+    ), event as (
+      insert into ${AUDIT_INSERT}
+      select $3, 'identity_unlinked', 'user', $2::uuid::text, $2::uuid, null, $4, $5, 'success', jsonb_build_object('provider', provider) from gone
     )
-    delete from identities
-    where id = $1 and user_id = $2 and id in (select id from mine)
-      and ((select password_hash is not null from users where id = $2) or (select count(*) from mine) > 1)
-    returning id`
+    select id, provider from gone`
   },
   owned: {
     name: 'latchkey_identity_owned',
@@ -109,11 +123,11 @@ const statements = {
   }
 } satisfies Record<string, Statement>
 
-export function createIdentities (database: Database, clock: Clock): Identities {
+export function createIdentities (database: Database, clock: Clock, audit?: Pick<Audit, 'announce'>): Identities {
   const signedIn = (user: User, outcome: 'returning' | 'linked' | 'created'): SignIn =>
     user.disabledAt === null ? { status: 'ok', user, outcome } : { status: 'refused', reason: 'account_disabled' }
 
-  async function attempt ({ provider, linkVerifiedEmail }: SignInPolicy, claims: ProviderClaims): Promise<SignIn> {
+  async function attempt ({ provider, linkVerifiedEmail }: SignInPolicy, claims: ProviderClaims, { log, ...where }: ChangeContext): Promise<SignIn> {
     const now = new Date(clock.now())
     const email = claims.email !== undefined && isEmail(claims.email) ? normaliseEmail(claims.email) : undefined
     const [known] = await database.query<UserFields>(statements.touch, [provider, claims.subject, now, email ?? null])
@@ -128,7 +142,9 @@ export function createIdentities (database: Database, clock: Clock): Identities 
       // linkVerifiedEmail) and latchkey (its verification mail). An address latchkey never verified may
       // have been registered by someone else, waiting for its owner to sign in (a pre-hijack).
       if (!linkVerifiedEmail || existing.emailVerifiedAt === null) return { status: 'refused', reason: 'email_not_linkable' }
-      await database.query(statements.link, [existing.id, provider, claims.subject, email, now])
+      const linked = await database.query(statements.link, [existing.id, provider, claims.subject, email, now, where.ip ?? null, where.userAgent ?? null])
+      const actor = { type: 'user', id: existing.id } as const
+      if (linked.length > 0) audit?.announce({ type: 'identity_linked', actor, subjectUserId: existing.id, detail: { provider }, ...where }, log)
       return signedIn(toUser(existing), 'linked')
     }
     const [created] = await database.query<UserFields>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
@@ -136,13 +152,13 @@ export function createIdentities (database: Database, clock: Clock): Identities 
   }
 
   return {
-    async signIn (policy, claims) {
+    async signIn (policy, claims, where = {}) {
       try {
-        return await attempt(policy, claims)
+        return await attempt(policy, claims, where)
       } catch (error) {
         // Lost a race (the same first sign-in twice, or a registration with this email): the winner's row now decides.
         if (!isUniqueViolation(error)) throw error
-        return attempt(policy, claims)
+        return attempt(policy, claims, where)
       }
     },
 
@@ -151,9 +167,13 @@ export function createIdentities (database: Database, clock: Clock): Identities 
       return rows.map(row => ({ id: row.id, provider: row.provider, email: row.email, createdAt: row.created_at, lastUsedAt: row.last_used_at }))
     },
 
-    async unlink (userId, id) {
+    async unlink (userId, id, { log, ...where } = {}) {
       if (!isUuid(id)) return 'not_found'
-      if ((await database.query(statements.unlink, [id, userId])).length > 0) return 'unlinked'
+      const [gone] = await database.query<{ id: string, provider: string }>(statements.unlink, [id, userId, new Date(clock.now()), where.ip ?? null, where.userAgent ?? null])
+      if (gone !== undefined) {
+        audit?.announce({ type: 'identity_unlinked', actor: { type: 'user', id: userId }, subjectUserId: userId, detail: { provider: gone.provider }, ...where }, log)
+        return 'unlinked'
+      }
       return (await database.query(statements.owned, [id, userId])).length > 0 ? 'last_method' : 'not_found'
     }
   }
@@ -166,5 +186,5 @@ declare module 'fastify' {
 }
 
 export default fp(async app => {
-  app.decorate('identities', createIdentities(app.database, app.clock))
-}, { name: 'identities', dependencies: ['database'] })
+  app.decorate('identities', createIdentities(app.database, app.clock, app.audit))
+}, { name: 'identities', dependencies: ['database', 'audit'] })

@@ -2,8 +2,11 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { and, eq } from 'drizzle-orm'
 import { auditEvents } from '../../src/db/schema.js'
+import type { StoredSigningKeys } from '../../src/keys/index.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
-import { buildTestApp, LogCapture, ManualClock, PASSWORD, registerUser, uniqueEmail, type TestApp } from '../helper.js'
+import { buildTestApp, LogCapture, ManualClock, markEmailVerified, PASSWORD, registerUser, sharedRedisEnv, uniqueEmail, type TestApp } from '../helper.js'
+import { SmtpSink, tokenOf } from '../mail.js'
+import { APP_REDIRECT, Browser, CLIENT_ID, CLIENT_SECRET, exchange, listen, providersEnv, signIn, startProvider } from '../oidc.js'
 
 const OPS = 'ops-console-secret-of-at-least-32-chars'
 const ENV = { ROLES: 'editor:posts:write', SERVICE_CLIENTS: `ops:${OPS}`, ADMIN_SERVICE_CLIENTS: 'ops' }
@@ -148,4 +151,99 @@ t.test('GET /auth/activity shows a user their own events only, newest first', as
   t.ok(events.every(event => event.subjectUserId === alice.user.id), 'none of bob\'s')
   t.equal(events[0]!.ip, '127.0.0.1')
   t.equal((await json(app, 'GET', '/auth/activity')).statusCode, 401)
+})
+
+t.test('a logout: one session_revoked event, by the user, for the session it ended', async t => {
+  const built = await setup(t)
+  const { app } = built
+  const registered = await registerUser(app)
+  const id = registered.user.id as string
+  const sidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string
+  const self = { actorType: 'user', actorId: id, subjectUserId: id, ip: '127.0.0.1', userAgent: AGENT, outcome: 'success', detail: { reason: 'logout' } }
+
+  t.equal((await json(app, 'POST', '/auth/logout', { refresh_token: registered.refresh_token })).statusCode, 204)
+  t.match(await eventsOf(built, 'session_revoked', id), [{ ...self, sessionId: sidOf(registered.access_token) }])
+  t.equal((await json(app, 'POST', '/auth/logout', { refresh_token: registered.refresh_token })).statusCode, 204)
+  t.equal((await eventsOf(built, 'session_revoked', id)).length, 1, 'a logout that ends nothing leaves no event')
+
+  const second = (await json(app, 'POST', '/auth/login', { email: registered.email, password: PASSWORD })).json()
+  t.equal((await json(app, 'POST', '/auth/logout', undefined, `Bearer ${second.access_token}`)).statusCode, 204)
+  const events = await eventsOf(built, 'session_revoked', id)
+  t.equal(events.length, 2)
+  t.match(events.find(event => event.sessionId === sidOf(second.access_token)), self, 'a bearer logout too')
+  t.match(built.logs.entries().filter(entry => entry.msg === 'event: session_revoked'), [{ userId: id }, { userId: id }])
+})
+
+t.test('a password reset: one password_reset event, by whoever held the mailed token', async t => {
+  const sink = await SmtpSink.start()
+  t.teardown(() => sink.stop())
+  const built = await buildTestApp(t, { env: { SMTP_URL: sink.url } })
+  const { app } = built
+  const registered = await registerUser(app)
+  const id = registered.user.id as string
+  await json(app, 'POST', '/auth/password/forgot', { email: registered.email })
+  await app.latchkey.deliverMail()
+  const mail = sink.to(registered.email).find(message => message.subject === 'Reset your password')!
+  const reset = await json(app, 'POST', '/auth/password/reset', { token: tokenOf(mail), password: 'a brand new passphrase' })
+  t.equal(reset.statusCode, 204)
+  t.match(await eventsOf(built, 'password_reset', id), [{ actorType: 'user', actorId: id, subjectUserId: id, ip: '127.0.0.1', userAgent: AGENT, outcome: 'success' }])
+  const again = await json(app, 'POST', '/auth/password/reset', { token: tokenOf(mail), password: 'another new passphrase' })
+  t.equal(again.json().code, 'invalid_reset_token')
+  t.equal((await eventsOf(built, 'password_reset', id)).length, 1, 'a spent token leaves no event')
+})
+
+t.test('a lockout: one locked_out event, with the failure that locked the account', async t => {
+  const env = { ...sharedRedisEnv(), RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: '2', RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE: '1000' }
+  const built = await buildTestApp(t, { env })
+  const { app } = built
+  const registered = await registerUser(app)
+  const id = registered.user.id as string
+  const wrong = () => json(app, 'POST', '/auth/login', { email: registered.email, password: 'wrong password!' })
+  t.equal((await wrong()).statusCode, 401)
+  t.equal((await eventsOf(built, 'locked_out', id)).length, 0, 'one failure does not lock')
+  t.equal((await wrong()).statusCode, 401)
+  t.match(await eventsOf(built, 'locked_out', id), [{ actorType: 'user', actorId: id, subjectUserId: id, ip: '127.0.0.1', userAgent: AGENT, outcome: 'failure' }])
+  const refused = await wrong()
+  t.equal(refused.statusCode, 429)
+  t.equal(refused.json().code, 'rate_limited')
+  t.equal((await eventsOf(built, 'locked_out', id)).length, 1, 'the refused attempts after it record nothing more')
+  t.equal((await eventsOf(built, 'login_failed', id)).length, 2)
+})
+
+t.test('signing key rotated and revoked: one event each, by the system, naming the key', async t => {
+  const built = await buildTestApp(t, { databaseKeys: true })
+  // The embedding app's view of the key store: what the key socket and the command line call.
+  const keys = built.app.latchkey.signingKeys as StoredSigningKeys
+  t.equal(keys.kind, 'stored')
+  const ofType = (type: string) => built.database.db.select().from(auditEvents).where(eq(auditEvents.type, type))
+  const before = keys.current().kid
+  const next = await keys.rotate()
+  t.match(await ofType('signing_key_rotated'), [{ actorType: 'system', actorId: null, subjectUserId: null, outcome: 'success', detail: { kid: next.kid } }])
+  t.equal(await keys.revoke(before), true)
+  t.match(await ofType('signing_key_revoked'), [{ actorType: 'system', actorId: null, outcome: 'success', detail: { kid: before } }])
+  t.equal(await keys.revoke(before), false)
+  t.equal((await ofType('signing_key_revoked')).length, 1, 'revoking an unknown key leaves no event')
+})
+
+t.test('identity linked and unlinked: one event each, by the user, naming the provider', async t => {
+  const provider = await startProvider(t)
+  const built = await buildTestApp(t, {
+    env: { OIDC_PROVIDERS: providersEnv(provider, [{ name: 'other', issuer: provider.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, linkVerifiedEmail: true }]), REDIRECT_URIS: APP_REDIRECT }
+  })
+  const { app } = built
+  const base = await listen(app)
+  const registered = await registerUser(app)
+  const id = registered.user.id as string
+  await markEmailVerified(id)
+  provider.accounts.set('linker', { email: registered.email, email_verified: true })
+  const { landed, verifier } = await signIn(new Browser(base), 'linker', { provider: 'other' })
+  t.equal((await exchange(base, { code: landed.searchParams.get('code')!, code_verifier: verifier })).status, 200)
+  const byUser = { actorType: 'user', actorId: id, subjectUserId: id, outcome: 'success', detail: { provider: 'other' } }
+  t.match(await eventsOf(built, 'identity_linked', id), [byUser])
+
+  const [identity] = (await json(app, 'GET', '/auth/identities', undefined, `Bearer ${registered.access_token}`)).json().identities
+  t.equal((await json(app, 'DELETE', `/auth/identities/${identity.id}`, undefined, `Bearer ${registered.access_token}`)).statusCode, 204)
+  t.match(await eventsOf(built, 'identity_unlinked', id), [{ ...byUser, ip: '127.0.0.1', userAgent: AGENT }])
+  t.equal((await json(app, 'DELETE', `/auth/identities/${identity.id}`, undefined, `Bearer ${registered.access_token}`)).statusCode, 404)
+  t.equal((await eventsOf(built, 'identity_unlinked', id)).length, 1, 'an unlink that fails leaves no event')
 })

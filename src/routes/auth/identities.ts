@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { changeContext } from '../../audit/index.js'
 import { errors } from '../../http/index.js'
 import { IdentityListSchema, toIdentityBody } from '../../schemas/oidc.js'
 import { ProblemSchema } from '../../schemas/problem.js'
@@ -26,7 +27,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       response: { 204: Type.Null(), 400: ProblemSchema, 401: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema, 503: ProblemSchema }
     }
   }, async (request, reply) => {
-    const outcome = await app.identities.unlink(request.user!.id, request.params.id)
+    const outcome = await app.identities.unlink(request.user!.id, request.params.id, changeContext(request))
     // Another user's identity and an unknown id look the same: 404.
     if (outcome === 'not_found') throw errors.notFound('No such identity')
     if (outcome === 'last_method') throw errors.lastSignInMethod('Set a password or link another provider before unlinking this one')

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AuthModeHeadersSchema, RefreshBodySchema } from '../../schemas/auth.js'
 import { ProblemSchema } from '../../schemas/problem.js'
+import { changeContext } from '../../audit/index.js'
 import { bearerToken } from '../../tokens/index.js'
 import { challenge, errors, emptyBodyIsObject } from '../../http/index.js'
 import { operation, security, tags } from '../../schemas/openapi.js'
@@ -29,14 +30,14 @@ const route: FastifyPluginAsyncTypebox = async app => {
     const cookieMode = request.authMode === 'cookie'
     const refreshToken = cookieMode ? app.refreshCookies.read(request) : request.body.refresh_token
     if (refreshToken !== undefined) {
-      await app.sessions.revokeByRefreshToken(refreshToken, 'logout')
+      await app.sessions.revokeByRefreshToken(refreshToken, 'logout', changeContext(request))
     } else if (request.headers.authorization !== undefined) {
       const token = bearerToken(request)
       const claims = token === undefined ? undefined : app.accessTokens.claimsOf(token)
       if (claims === undefined) {
         throw errors.invalidToken(undefined, { 'www-authenticate': challenge('Bearer', { realm: 'latchkey', error: 'invalid_token' }) })
       }
-      await app.sessions.revoke(claims.sid, claims.sub, 'logout')
+      await app.sessions.revoke(claims.sid, claims.sub, 'logout', changeContext(request))
     } else if (!cookieMode) {
       throw errors.validationFailed('Send the refresh_token, the cookie with X-Auth-Mode: cookie, or a bearer access token')
     }

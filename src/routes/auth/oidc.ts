@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { changeContext } from '../../audit/index.js'
 import { errors, noStore, redirectError } from '../../http/index.js'
 import { isS256Challenge } from '../../lib/pkce.js'
 import { isAllowedRedirectUri, withQuery } from '../../lib/redirect-uri.js'
@@ -135,7 +136,7 @@ const route: FastifyPluginAsyncTypebox = async app => {
       const here = new URL(callbackUrl(name))
       here.search = new URL(request.url, here).search
       const claims = await provider.finish(here, { state, nonce: transaction.nonce, verifier: transaction.verifier })
-      const signIn = await app.identities.signIn({ provider: name, linkVerifiedEmail }, claims)
+      const signIn = await app.identities.signIn({ provider: name, linkVerifiedEmail }, claims, changeContext(request))
       if (signIn.status === 'refused') {
         request.log.info({ provider: name, reason: signIn.reason }, 'federated sign-in refused')
         return reject(REDIRECT_ERRORS.refused(signIn.reason))

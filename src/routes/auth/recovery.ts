@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { changeContext } from '../../audit/index.js'
 import { errors } from '../../http/index.js'
 import { isEmail } from '../../lib/email.js'
 import { preferredLocale } from '../../mail/index.js'
@@ -40,11 +41,11 @@ const route: FastifyPluginAsyncTypebox = async app => {
   }, async (request, reply) => {
     const { token, password } = request.body
     const passwordHash = await app.credentials.hashNewPassword(password)
-    const userId = await app.recovery.resetPassword(token, passwordHash, preferredLocale(request.headers['accept-language']))
+    const userId = await app.recovery.resetPassword(token, passwordHash, preferredLocale(request.headers['accept-language']), changeContext(request))
     if (userId === undefined) throw errors.invalidResetToken()
     // OWASP Forgot Password Cheat Sheet: whoever held a session with the old password holds it no longer.
     const revoked = await app.sessions.revokeAll(userId, 'password_reset')
-    request.log.info({ event: 'password_reset', userId, revoked }, 'password reset; every session revoked')
+    request.log.info({ userId, revoked }, 'every session revoked after a password reset')
     return reply.code(204).send(null)
   })
 }
