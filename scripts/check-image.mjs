@@ -144,6 +144,9 @@ async function startAndProbe (image, databaseUrl, dataDir, user) {
     DATABASE_URL: databaseUrl,
     ISSUER: 'https://latchkey.image-check.test',
     KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url'),
+    // Production refuses to start without a mail server (README, Password reset and email);
+    // nothing is sent while the image starts, so none need listen here.
+    SMTP_URL: 'smtp://127.0.0.1:2525',
     LOG_LEVEL: 'warn'
   }
   say(`CMD ${JSON.stringify(image.cmd)} on 127.0.0.1:${port}`)
