@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { isIP } from 'node:net'
-import { and, desc, eq, gte, lt, lte, sql, type SQL } from 'drizzle-orm'
-import { auditEvents, pruner, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
+import type { SQL } from 'drizzle-orm'
+import { and, auditEvents, desc, eq, gte, lt, lte, pruner, sql, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import type { AuthMetrics } from '../observability/index.js'
 

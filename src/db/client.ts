@@ -4,11 +4,10 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { Socket } from 'node:net'
-import pg from 'pg'
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import { sql } from 'drizzle-orm'
+import type pg from 'pg'
+import type * as Pglite from '@electric-sql/pglite'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { load, nodePostgres, pglite, sql } from './orm.js'
 import * as schema from './schema.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
 
@@ -94,14 +93,17 @@ export interface DatabaseOptions {
 }
 
 export async function openDatabase (options: DatabaseOptions): Promise<Database> {
-  return options.url === undefined ? openPglite(options.dataDir) : openPostgres(options.url, options.pool ?? DEFAULT_POOL_SETTINGS)
+  return options.url === undefined ? await openPglite(options.dataDir) : openPostgres(options.url, options.pool ?? DEFAULT_POOL_SETTINGS)
 }
 
 /** Several instances may start at once; one applies the migrations while the others wait. */
 const MIGRATION_LOCK = "select pg_advisory_lock(hashtext('latchkey_migrations'))"
 
 function openPostgres (url: string, settings: PoolSettings): Database {
-  const pool = new pg.Pool({
+  // Loaded only here: a service on the embedded database never loads the Postgres driver.
+  const { Client, Pool } = load('pg') as typeof pg
+  const { drizzle: drizzlePg, migrate: migratePg } = nodePostgres()
+  const pool = new Pool({
     connectionString: url,
     max: settings.poolSize,
     // A database outage fails requests fast (503), never queues them until the client gives up.
@@ -137,7 +139,7 @@ function openPostgres (url: string, settings: PoolSettings): Database {
     migrate: async () => {
       // Its own connection without statement timeouts (a migration may outlast any request);
       // the session-level lock goes with it.
-      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: settings.connectTimeoutMs })
+      const client = new Client({ connectionString: url, connectionTimeoutMillis: settings.connectTimeoutMs })
       client.on('error', () => {})
       await client.connect()
       try {
@@ -189,9 +191,8 @@ async function openPglite (dataDir: string): Promise<Database> {
 
 async function startPglite (location: string, lock: DataDirLock | undefined): Promise<Database> {
   // Loaded only here: a service on Postgres never holds the embedded database's code in memory.
-  const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
-    import('@electric-sql/pglite'), import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator')
-  ])
+  const { PGlite } = load('@electric-sql/pglite') as typeof Pglite
+  const { drizzle: drizzlePglite, migrate: migratePglite } = pglite()
   const client = await PGlite.create(location, { loadDataDir: await templateFor(location) })
   const db = drizzlePglite(client, { schema })
   return {

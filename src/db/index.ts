@@ -7,3 +7,5 @@ export { auditEvents, identities, rolePermissions, roles, sessions, signingKeys,
 export type { UserRow } from './schema.js'
 export { isDatabaseUnavailable } from './unavailable.js'
 export { DataDirLockedError, LOCK_FILE } from './data-dir-lock.js'
+// drizzle-orm's query operators, from its CommonJS build (orm.ts says why).
+export { and, asc, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, notInArray, or, sql } from './orm.js'

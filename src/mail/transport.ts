@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import nodemailer from 'nodemailer'
+import type { SendMailOptions, Transporter } from 'nodemailer'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RenderedMail } from './templates.js'
 
@@ -21,9 +21,24 @@ export interface MailTransport {
  */
 export const SMTP_TIMEOUTS_MS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 }
 
+/**
+ * A nodemailer transporter made at the first message: nodemailer is not loaded
+ * at start-up, where it cost about a tenth of the time to /readyz (README, Try it).
+ */
+function lazyTransporter (options: Parameters<typeof import('nodemailer').createTransport>[0]) {
+  let transporter: Promise<Transporter> | undefined
+  return {
+    async sendMail (message: SendMailOptions) {
+      transporter ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(options))
+      return await (await transporter).sendMail(message)
+    },
+    close: () => { void transporter?.then(made => made.close()) }
+  }
+}
+
 /** SMTP_URL through nodemailer: `smtps://` is TLS from the start, `smtp://` upgrades with STARTTLS when the server offers it. */
 export function smtpTransport (url: string, from: string): MailTransport {
-  const transporter = nodemailer.createTransport({ url, ...SMTP_TIMEOUTS_MS })
+  const transporter = lazyTransporter({ url, ...SMTP_TIMEOUTS_MS })
   return {
     kind: 'smtp',
     async send ({ to, subject, text, html }) {
@@ -39,7 +54,7 @@ export function smtpTransport (url: string, from: string): MailTransport {
  * line names the file (never the address or the link).
  */
 export function fileTransport (dir: string, from: string, log: FastifyBaseLogger, now: () => number): MailTransport {
-  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' })
+  const composer = lazyTransporter({ streamTransport: true, buffer: true, newline: 'unix' })
   let sequence = 0
   return {
     kind: 'files',

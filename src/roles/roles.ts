@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
-import { and, eq, inArray, isNull, notInArray } from 'drizzle-orm'
-import { rolePermissions, roles, userRoles, users, type Database, type Db } from '../db/index.js'
+import { and, eq, inArray, isNull, notInArray, rolePermissions, roles, userRoles, users, type Database, type Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { errors } from '../http/index.js'
 import { SYSTEM, type Audit, type AuditLog } from '../audit/index.js'

@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
-import { and, eq, gt, isNull } from 'drizzle-orm'
-import { sessions as sessionsTable, type Database, type Db, type Statement } from '../db/index.js'
+import { and, eq, gt, isNull, sessions as sessionsTable, type Database, type Db, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { isUuid } from '../lib/uuid.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken, successorOf } from '../lib/opaque-token.js'

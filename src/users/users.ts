@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { and, asc, eq, gt, gte, isNotNull, isNull, lte, or, sql, type SQL } from 'drizzle-orm'
-import { isUniqueViolation, sessions, userRoles, users, type UserRow } from '../db/index.js'
+import type { SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, gte, isNotNull, isNull, isUniqueViolation, lte, or, sessions, sql, userRoles, users, type UserRow } from '../db/index.js'
 import type { Database, Db } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
