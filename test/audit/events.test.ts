@@ -174,6 +174,38 @@ t.test('a logout: one session_revoked event, by the user, for the session it end
   t.match(built.logs.entries().filter(entry => entry.msg === 'event: session_revoked'), [{ userId: id }, { userId: id }])
 })
 
+t.test('a service client\'s revocation (RFC 7009): one session_revoked event, by the client, about the token\'s user', async t => {
+  const built = await setup(t)
+  const { app } = built
+  const byRefresh = await registerUser(app)
+  const byAccess = await registerUser(app)
+  const sidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string
+  const revoke = (token: string) => app.inject({
+    method: 'POST',
+    url: '/auth/revoke',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: SERVICE, 'user-agent': AGENT },
+    body: new URLSearchParams({ token }).toString()
+  })
+  const byService = { actorType: 'service', actorId: 'ops', ip: '127.0.0.1', userAgent: AGENT, outcome: 'success', detail: { reason: 'revoked_by_service' } }
+
+  t.equal((await revoke(byRefresh.refresh_token)).statusCode, 200)
+  t.match(await eventsOf(built, 'session_revoked', byRefresh.user.id), [{ ...byService, subjectUserId: byRefresh.user.id, sessionId: sidOf(byRefresh.access_token) }])
+  t.equal((await revoke(byAccess.access_token)).statusCode, 200)
+  t.match(await eventsOf(built, 'session_revoked', byAccess.user.id), [{ ...byService, subjectUserId: byAccess.user.id, sessionId: sidOf(byAccess.access_token) }])
+
+  // Revoking again ends nothing: 200 (RFC 7009 §2.2), and no second event.
+  t.equal((await revoke(byRefresh.refresh_token)).statusCode, 200)
+  t.equal((await revoke(byAccess.access_token)).statusCode, 200)
+  t.equal((await eventsOf(built, 'session_revoked', byRefresh.user.id)).length, 1, 'a revocation that ends nothing leaves no event')
+  t.equal((await eventsOf(built, 'session_revoked', byAccess.user.id)).length, 1)
+  for (const token of ['garbage', 'D'.repeat(43)]) t.equal((await revoke(token)).statusCode, 200)
+  const byOps = and(eq(auditEvents.type, 'session_revoked'), eq(auditEvents.actorId, 'ops'))
+  t.equal(await built.database.db.$count(auditEvents, byOps), 2, 'an unknown token: no event either')
+  t.match(built.logs.entries().filter(entry => entry.msg === 'event: session_revoked'), [
+    { actor: 'service:ops', userId: byRefresh.user.id }, { actor: 'service:ops', userId: byAccess.user.id }
+  ])
+})
+
 t.test('a password reset: one password_reset event, by whoever held the mailed token', async t => {
   const sink = await SmtpSink.start()
   t.teardown(() => sink.stop())
