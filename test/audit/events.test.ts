@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { and, eq } from 'drizzle-orm'
-import { auditEvents } from '../../src/db/schema.js'
+import { and, eq, sql } from 'drizzle-orm'
+import { auditEvents, signingKeys } from '../../src/db/schema.js'
 import type { StoredSigningKeys } from '../../src/keys/index.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { buildTestApp, LogCapture, ManualClock, markEmailVerified, PASSWORD, registerUser, sharedRedisEnv, uniqueEmail, type TestApp } from '../helper.js'
@@ -255,6 +255,32 @@ t.test('signing key rotated and revoked: one event each, by the system, naming t
   t.match(await ofType('signing_key_revoked'), [{ actorType: 'system', actorId: null, outcome: 'success', detail: { kid: before } }])
   t.equal(await keys.revoke(before), false)
   t.equal((await ofType('signing_key_revoked')).length, 1, 'revoking an unknown key leaves no event')
+})
+
+t.test('the schedule\'s rotation: one signing_key_rotated event, by the system, naming the next key', async t => {
+  const clock = new ManualClock(Date.now())
+  const built = await buildTestApp(t, { databaseKeys: true, clock })
+  // This file's database also holds the events of the tests before this one.
+  const rotations = () => built.database.db.$count(auditEvents, eq(auditEvents.type, 'signing_key_rotated'))
+  const before = await rotations()
+  const first = (built.app.latchkey.signingKeys as StoredSigningKeys).current().kid
+  await built.app.latchkey.maintainKeys()
+  t.equal(await rotations(), before, 'a key not yet due: nothing rotates, nothing is recorded')
+
+  clock.advance(built.config.signingKeyRotationSeconds)
+  await built.app.latchkey.maintainKeys()
+  const [next] = await built.database.db.select().from(signingKeys).where(eq(signingKeys.state, 'next'))
+  t.ok(next, 'the schedule published the next key')
+  const ofNext = built.database.db.select().from(auditEvents).where(sql`${auditEvents.type} = 'signing_key_rotated' and ${auditEvents.detail}->>'kid' = ${next!.kid}`)
+  t.match(await ofNext, [{ actorType: 'system', actorId: null, subjectUserId: null, sessionId: null, outcome: 'success', detail: { kid: next!.kid } }])
+  t.equal(await rotations(), before + 1)
+
+  await built.app.latchkey.maintainKeys()
+  clock.advance(built.config.jwksMaxAgeSeconds + 60)
+  await built.app.latchkey.maintainKeys()
+  t.equal((built.app.latchkey.signingKeys as StoredSigningKeys).current().kid, next!.kid, 'the next key now signs')
+  t.not(next!.kid, first)
+  t.equal(await rotations(), before + 1, 'its promotion and the runs between record nothing more')
 })
 
 t.test('identity linked and unlinked: one event each, by the user, naming the provider', async t => {
