@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { and, eq, sql } from 'drizzle-orm'
-import { auditEvents, signingKeys } from '../../src/db/schema.js'
+import { auditEvents, signingKeys, users } from '../../src/db/schema.js'
 import type { StoredSigningKeys } from '../../src/keys/index.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { buildTestApp, LogCapture, ManualClock, markEmailVerified, PASSWORD, registerUser, sharedRedisEnv, uniqueEmail, type TestApp } from '../helper.js'
@@ -304,4 +304,28 @@ t.test('identity linked and unlinked: one event each, by the user, naming the pr
   t.match(await eventsOf(built, 'identity_unlinked', id), [{ ...byUser, ip: '127.0.0.1', userAgent: AGENT }])
   t.equal((await json(app, 'DELETE', `/auth/identities/${identity.id}`, undefined, `Bearer ${registered.access_token}`)).statusCode, 404)
   t.equal((await eventsOf(built, 'identity_unlinked', id)).length, 1, 'an unlink that fails leaves no event')
+})
+
+t.test('an account created by a first OpenID sign-in: one registered event, by the user, naming the provider', async t => {
+  const provider = await startProvider(t)
+  const built = await buildTestApp(t, { env: { OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT } })
+  const base = await listen(built.app)
+  const email = uniqueEmail('federated')
+  provider.accounts.set('newcomer', { email, email_verified: true })
+  for (let i = 0; i < 2; i++) {
+    const { landed, verifier } = await signIn(new Browser(base), 'newcomer')
+    t.equal((await exchange(base, { code: landed.searchParams.get('code')!, code_verifier: verifier })).status, 200, `sign-in #${i + 1}`)
+  }
+  const [user] = await built.database.db.select().from(users).where(eq(users.email, email))
+  const id = user!.id
+  t.match(await eventsOf(built, 'registered', id), [{ actorType: 'user', actorId: id, subjectUserId: id, sessionId: null, ip: '127.0.0.1', outcome: 'success' }])
+  t.same((await eventsOf(built, 'registered', id))[0]!.detail, { provider: 'test' }, 'the provider, and nothing from its token')
+  t.equal((await eventsOf(built, 'registered', id)).length, 1, 'a returning sign-in records no second registration')
+
+  // A refused sign-in (an address the provider has not verified) creates no account and records nothing.
+  const before = await built.database.db.$count(auditEvents, eq(auditEvents.type, 'registered'))
+  provider.accounts.set('unverified', { email: uniqueEmail('unverified'), email_verified: false })
+  const { landed } = await signIn(new Browser(base), 'unverified')
+  t.equal(landed.searchParams.get('error'), 'access_denied')
+  t.equal(await built.database.db.$count(auditEvents, eq(auditEvents.type, 'registered')), before)
 })
