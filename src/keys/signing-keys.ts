@@ -89,8 +89,9 @@ export interface StoredSigningKeys extends SigningKeys {
 
 /**
  * `audit` logs and counts the `signing_key_rotated` and `signing_key_revoked`
- * events that `rotate` and `revoke` write in their transaction (README, Audit
- * trail); the actor is latchkey itself (the key socket or the command line).
+ * events that `rotate`, `revoke` and the schedule's rotations (`maintain`)
+ * write in their transaction (README, Audit trail); the actor is latchkey
+ * itself (the key socket, the command line or the schedule).
  */
 export function createKeyStore (database: Database, clock: Clock, settings: KeyScheduleSettings, audit?: Pick<Audit, 'announce'>): StoredSigningKeys {
   const { db } = database
@@ -123,7 +124,7 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     return result
   }
 
-  /** The operator's key change and its event commit together; the event is announced once they have. */
+  /** A key change and its event commit together; the event is announced once they have. */
   async function audited<T> (type: 'signing_key_rotated' | 'signing_key_revoked', work: (tx: Tx, now: Date) => Promise<{ result: T, kid: string } | undefined>): Promise<T | undefined> {
     let event: AuditEvent | undefined
     const done = await locked(async (tx, now) => {
@@ -137,7 +138,8 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     return done?.result
   }
 
-  async function promoteDue (tx: Tx, now: Date): Promise<void> {
+  /** Answers the kid of the next key when it schedules a rotation (the audited change), otherwise undefined. */
+  async function promoteDue (tx: Tx, now: Date): Promise<string | undefined> {
     const rows = await tx.select().from(signingKeys)
     const currentRow = rows.find(row => row.state === 'current')
     const nextRow = rows.find(row => row.state === 'next')
@@ -151,19 +153,21 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     if (currentRow === undefined) {
       // First start (or the current key was revoked without a successor): sign at once.
       await tx.insert(signingKeys).values(newKeyRow('current', now, now))
-      return
+      return undefined
     }
     if (nextRow === undefined) {
       const dueAt = currentRow.activatesAt.getTime() + settings.rotationSeconds * 1000
-      if (dueAt - lead() <= now.getTime()) {
-        await tx.insert(signingKeys).values(newKeyRow('next', now, new Date(Math.max(dueAt, now.getTime() + lead()))))
-      }
-      return
+      if (dueAt - lead() > now.getTime()) return undefined
+      // The same change as `rotate` (a next key, signing once the lead has passed), so the same event.
+      const row = newKeyRow('next', now, new Date(Math.max(dueAt, now.getTime() + lead())))
+      await tx.insert(signingKeys).values(row)
+      return row.kid
     }
     if (nextRow.activatesAt.getTime() <= now.getTime()) {
       await tx.update(signingKeys).set({ state: 'retired', retiredAt: now }).where(eq(signingKeys.kid, currentRow.kid))
       await tx.update(signingKeys).set({ state: 'current', activatesAt: now }).where(eq(signingKeys.kid, nextRow.kid))
     }
+    return undefined
   }
 
   function openKey (sealed: Buffer, kid: string, alg: JwtAlgorithm): SigningKey {
@@ -196,7 +200,12 @@ export function createKeyStore (database: Database, clock: Clock, settings: KeyS
     published: () => published,
     jwks: () => jwks,
     version: () => version,
-    maintain: () => locked(promoteDue),
+    maintain: async () => {
+      await audited('signing_key_rotated', async (tx, now) => {
+        const kid = await promoteDue(tx, now)
+        return kid === undefined ? undefined : { kid, result: undefined }
+      })
+    },
     reload,
     rotate: async () => (await audited('signing_key_rotated', async (tx, now) => {
       const activatesAt = new Date(now.getTime() + lead())

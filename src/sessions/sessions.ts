@@ -79,11 +79,12 @@ export interface Sessions {
   /**
    * The session a refresh token belongs to, revoked; false when there was
    * nothing to revoke. With `by`, the revocation is its user's own (a
-   * logout): its `session_revoked` event is written in the same statement.
+   * logout) or, with `by.serviceClient`, that service client's (RFC 7009):
+   * its `session_revoked` event is written in the same statement.
    */
-  revokeByRefreshToken(token: string, reason: RevokeReason, by?: ChangeContext): Promise<boolean>
+  revokeByRefreshToken(token: string, reason: RevokeReason, by?: RevokedBy): Promise<boolean>
   /** Revokes one live session of this user; false when no such session is live. `by` as for `revokeByRefreshToken`. */
-  revoke(sessionId: string, userId: string, reason: RevokeReason, by?: ChangeContext): Promise<boolean>
+  revoke(sessionId: string, userId: string, reason: RevokeReason, by?: RevokedBy): Promise<boolean>
   /** Revokes every live session of the user but `keep`; answers how many. */
   revokeAll(userId: string, reason: RevokeReason, keep?: string): Promise<number>
   /**
@@ -117,14 +118,16 @@ const authorityOf = (userId: string) =>
     from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${userId}) as permissions`
 
 /**
- * The `event` CTE of a revocation that is the user's own (a logout), after a
- * `revoked` CTE returning `id, user_id`: written only when `write` is true
- * (README, Audit trail); the parameters are the statement's placeholders.
+ * The `event` CTE of a revocation that is the user's own (a logout) or a
+ * service client's (`serviceClient` not null), after a `revoked` CTE
+ * returning `id, user_id`: written only when `write` is true (README, Audit
+ * trail); the parameters are the statement's placeholders.
  */
-const userRevocationEvent = (at: string, reason: string, ip: string, userAgent: string, write: string) =>
+const revocationEvent = (at: string, reason: string, ip: string, userAgent: string, write: string, serviceClient: string) =>
   `event as (
       insert into ${AUDIT_INSERT}
-      select ${at}, 'session_revoked', 'user', user_id::text, user_id, id, ${ip}, ${userAgent}, 'success', jsonb_build_object('reason', ${reason}::text)
+      select ${at}, 'session_revoked', case when ${serviceClient}::text is null then 'user' else 'service' end,
+        coalesce(${serviceClient}::text, user_id::text), user_id, id, ${ip}, ${userAgent}, 'success', jsonb_build_object('reason', ${reason}::text)
       from revoked where ${write}::boolean
     )`
 
@@ -186,14 +189,14 @@ const statements = {
     select $2, 'refresh_token_reused', 'system', user_id, id, 'failure' from revoked
     returning session_id`
   },
-  // README, Audit trail: a logout and its event commit together; another revocation ($6 false) writes none.
+  // README, Audit trail: a logout or a service's revocation and its event commit together; another revocation ($6 false) writes none.
   revokeByToken: {
     name: 'latchkey_session_revoke_by_token',
     text: `with revoked as (
       update sessions set revoked_at = $2, revoked_reason = $3
       where id = (select session_id from refresh_tokens where hash = $1) and revoked_at is null
       returning id, user_id
-    ), ${userRevocationEvent('$2', '$3', '$4', '$5', '$6')}
+    ), ${revocationEvent('$2', '$3', '$4', '$5', '$6', '$7')}
     select id, user_id from revoked`
   },
   revoke: {
@@ -202,7 +205,7 @@ const statements = {
       update sessions set revoked_at = $3, revoked_reason = $4
       where id = $1 and user_id = $2 and revoked_at is null and idle_expires_at > $3 and absolute_expires_at > $3
       returning id, user_id
-    ), ${userRevocationEvent('$3', '$4', '$5', '$6', '$7')}
+    ), ${revocationEvent('$3', '$4', '$5', '$6', '$7', '$8')}
     select id, user_id from revoked`
   },
   revokeAll: {
@@ -252,6 +255,9 @@ const statements = {
 /** A session a revocation ended. */
 interface RevokedRow { id: string, user_id: string }
 
+/** Who revoked a session, for its `session_revoked` event: its user, unless a service client (RFC 7009 revocation) did. */
+export type RevokedBy = ChangeContext & { serviceClient?: string | undefined }
+
 /** A session as `list` and session-data.ts's `describe` select it. */
 export interface ViewRow { id: string, created_at: Date, last_used_at: Date, expires_at: Date, user_agent: string | null, ip: string | null }
 
@@ -292,11 +298,12 @@ const LIVE_CACHE_MAX = 10_000
 export function createSessions (database: Database, clock: Clock, settings: SessionSettings, defaultLog: SessionLog, audit?: Pick<Audit, 'announce'>): Sessions {
   const recentlyLive = new Map<string, { at: number, authority: SessionAuthority }>()
   const revoked = <T>(result: T): T => { recentlyLive.clear(); return result }
-  /** Logs and counts the event a user's own revocation wrote in its statement. */
-  const announceRevoked = (rows: readonly RevokedRow[], reason: RevokeReason, by: ChangeContext | undefined) => {
+  /** Logs and counts the event a user's own or a service's revocation wrote in its statement. */
+  const announceRevoked = (rows: readonly RevokedRow[], reason: RevokeReason, by: RevokedBy | undefined) => {
     if (by === undefined) return
     for (const row of rows) {
-      audit?.announce({ type: 'session_revoked', actor: { type: 'user', id: row.user_id }, subjectUserId: row.user_id, sessionId: row.id, detail: { reason } }, by.log ?? defaultLog)
+      const actor = by.serviceClient === undefined ? { type: 'user', id: row.user_id } as const : { type: 'service', id: by.serviceClient } as const
+      audit?.announce({ type: 'session_revoked', actor, subjectUserId: row.user_id, sessionId: row.id, detail: { reason } }, by.log ?? defaultLog)
     }
   }
   const secondsUntil = (date: Date, now: number) => Math.max(0, Math.floor((date.getTime() - now) / 1000))
@@ -377,7 +384,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     async revokeByRefreshToken (token, reason, by) {
       if (!isOpaqueToken(token)) return false
       const rows = revoked(await database.query<RevokedRow>(statements.revokeByToken, [
-        hashOpaqueToken(token), new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined
+        hashOpaqueToken(token), new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined, by?.serviceClient ?? null
       ]))
       announceRevoked(rows, reason, by)
       return rows.length > 0
@@ -386,7 +393,7 @@ export function createSessions (database: Database, clock: Clock, settings: Sess
     async revoke (sessionId, userId, reason, by) {
       if (!isUuid(sessionId)) return false
       const rows = revoked(await database.query<RevokedRow>(statements.revoke, [
-        sessionId, userId, new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined
+        sessionId, userId, new Date(clock.now()), reason, by?.ip ?? null, by?.userAgent ?? null, by !== undefined, by?.serviceClient ?? null
       ]))
       announceRevoked(rows, reason, by)
       return rows.length > 0

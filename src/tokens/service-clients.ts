@@ -8,7 +8,10 @@ type ClientCredentials = { client_id?: string | undefined, client_secret?: strin
 export interface ServiceClients {
   /** The id of the service that authenticated this request, or undefined. */
   authenticate(request: FastifyRequest, body: ClientCredentials): string | undefined
-  /** preHandler of the endpoints only services may call: RFC 6749 §5.2 `invalid_client` unless one authenticated. */
+  /**
+   * preHandler of the endpoints only services may call: RFC 6749 §5.2
+   * `invalid_client` unless one authenticated; sets `request.serviceClient`.
+   */
   require(request: FastifyRequest): Promise<void>
 }
 
@@ -46,7 +49,9 @@ export function createServiceClients (clients: ReadonlyMap<string, Buffer>): Ser
   return {
     authenticate,
     async require (request) {
-      if (authenticate(request, (request.body ?? {}) as ClientCredentials) === undefined) throw oauthErrors.invalidClient()
+      const client = authenticate(request, (request.body ?? {}) as ClientCredentials)
+      if (client === undefined) throw oauthErrors.invalidClient()
+      request.serviceClient = client
     }
   }
 }
@@ -55,8 +60,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     serviceClients: ServiceClients
   }
+  interface FastifyRequest {
+    /** The service client that called, decided once by `serviceClients.require`; null elsewhere. */
+    serviceClient: string | null
+  }
 }
 
 export default fp<{ clients: ReadonlyMap<string, Buffer> }>(async (app, { clients }) => {
+  app.decorateRequest('serviceClient', null)
   app.decorate('serviceClients', createServiceClients(clients))
 }, { name: 'service-clients' })

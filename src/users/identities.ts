@@ -80,7 +80,8 @@ const statements = {
     select $5, 'identity_linked', 'user', $1::uuid::text, $1::uuid, null, $6, $7, 'success', jsonb_build_object('provider', $2::text) from linked
     returning id`
   },
-  // One statement, so a user never exists without the identity that is their only way in.
+  // One statement, so a user never exists without the identity that is their only way in, nor
+  // without its `registered` event (README, Audit trail): the actor is the user who signed in.
   create: {
     name: 'latchkey_identity_create_user',
     text: `with u as (
@@ -90,6 +91,9 @@ const statements = {
     ), identity as (
       insert into identities (user_id, provider, subject, email, created_at, last_used_at)
       select id, $4, $5, $1, $6, $6 from u
+    ), event as (
+      insert into ${AUDIT_INSERT}
+      select $6, 'registered', 'user', id::text, id, null, $7, $8, 'success', jsonb_build_object('provider', $4::text) from u
     )
     select ${USER_COLUMNS} from u`
   },
@@ -147,8 +151,12 @@ export function createIdentities (database: Database, clock: Clock, audit?: Pick
       if (linked.length > 0) audit?.announce({ type: 'identity_linked', actor, subjectUserId: existing.id, detail: { provider }, ...where }, log)
       return signedIn(toUser(existing), 'linked')
     }
-    const [created] = await database.query<UserFields>(statements.create, [email, emailKey(email), claims.name ?? null, provider, claims.subject, now])
-    return signedIn(toUser(created!), 'created')
+    const [created] = await database.query<UserFields>(statements.create, [
+      email, emailKey(email), claims.name ?? null, provider, claims.subject, now, where.ip ?? null, where.userAgent ?? null
+    ])
+    const user = toUser(created!)
+    audit?.announce({ type: 'registered', actor: { type: 'user', id: user.id }, subjectUserId: user.id, detail: { provider }, ...where }, log)
+    return signedIn(user, 'created')
   }
 
   return {

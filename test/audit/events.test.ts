@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { and, eq } from 'drizzle-orm'
-import { auditEvents } from '../../src/db/schema.js'
+import { and, eq, sql } from 'drizzle-orm'
+import { auditEvents, signingKeys, users } from '../../src/db/schema.js'
 import type { StoredSigningKeys } from '../../src/keys/index.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
 import { buildTestApp, LogCapture, ManualClock, markEmailVerified, PASSWORD, registerUser, sharedRedisEnv, uniqueEmail, type TestApp } from '../helper.js'
@@ -174,6 +174,38 @@ t.test('a logout: one session_revoked event, by the user, for the session it end
   t.match(built.logs.entries().filter(entry => entry.msg === 'event: session_revoked'), [{ userId: id }, { userId: id }])
 })
 
+t.test('a service client\'s revocation (RFC 7009): one session_revoked event, by the client, about the token\'s user', async t => {
+  const built = await setup(t)
+  const { app } = built
+  const byRefresh = await registerUser(app)
+  const byAccess = await registerUser(app)
+  const sidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string
+  const revoke = (token: string) => app.inject({
+    method: 'POST',
+    url: '/auth/revoke',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: SERVICE, 'user-agent': AGENT },
+    body: new URLSearchParams({ token }).toString()
+  })
+  const byService = { actorType: 'service', actorId: 'ops', ip: '127.0.0.1', userAgent: AGENT, outcome: 'success', detail: { reason: 'revoked_by_service' } }
+
+  t.equal((await revoke(byRefresh.refresh_token)).statusCode, 200)
+  t.match(await eventsOf(built, 'session_revoked', byRefresh.user.id), [{ ...byService, subjectUserId: byRefresh.user.id, sessionId: sidOf(byRefresh.access_token) }])
+  t.equal((await revoke(byAccess.access_token)).statusCode, 200)
+  t.match(await eventsOf(built, 'session_revoked', byAccess.user.id), [{ ...byService, subjectUserId: byAccess.user.id, sessionId: sidOf(byAccess.access_token) }])
+
+  // Revoking again ends nothing: 200 (RFC 7009 §2.2), and no second event.
+  t.equal((await revoke(byRefresh.refresh_token)).statusCode, 200)
+  t.equal((await revoke(byAccess.access_token)).statusCode, 200)
+  t.equal((await eventsOf(built, 'session_revoked', byRefresh.user.id)).length, 1, 'a revocation that ends nothing leaves no event')
+  t.equal((await eventsOf(built, 'session_revoked', byAccess.user.id)).length, 1)
+  for (const token of ['garbage', 'D'.repeat(43)]) t.equal((await revoke(token)).statusCode, 200)
+  const byOps = and(eq(auditEvents.type, 'session_revoked'), eq(auditEvents.actorId, 'ops'))
+  t.equal(await built.database.db.$count(auditEvents, byOps), 2, 'an unknown token: no event either')
+  t.match(built.logs.entries().filter(entry => entry.msg === 'event: session_revoked'), [
+    { actor: 'service:ops', userId: byRefresh.user.id }, { actor: 'service:ops', userId: byAccess.user.id }
+  ])
+})
+
 t.test('a password reset: one password_reset event, by whoever held the mailed token', async t => {
   const sink = await SmtpSink.start()
   t.teardown(() => sink.stop())
@@ -225,6 +257,32 @@ t.test('signing key rotated and revoked: one event each, by the system, naming t
   t.equal((await ofType('signing_key_revoked')).length, 1, 'revoking an unknown key leaves no event')
 })
 
+t.test('the schedule\'s rotation: one signing_key_rotated event, by the system, naming the next key', async t => {
+  const clock = new ManualClock(Date.now())
+  const built = await buildTestApp(t, { databaseKeys: true, clock })
+  // This file's database also holds the events of the tests before this one.
+  const rotations = () => built.database.db.$count(auditEvents, eq(auditEvents.type, 'signing_key_rotated'))
+  const before = await rotations()
+  const first = (built.app.latchkey.signingKeys as StoredSigningKeys).current().kid
+  await built.app.latchkey.maintainKeys()
+  t.equal(await rotations(), before, 'a key not yet due: nothing rotates, nothing is recorded')
+
+  clock.advance(built.config.signingKeyRotationSeconds)
+  await built.app.latchkey.maintainKeys()
+  const [next] = await built.database.db.select().from(signingKeys).where(eq(signingKeys.state, 'next'))
+  t.ok(next, 'the schedule published the next key')
+  const ofNext = built.database.db.select().from(auditEvents).where(sql`${auditEvents.type} = 'signing_key_rotated' and ${auditEvents.detail}->>'kid' = ${next!.kid}`)
+  t.match(await ofNext, [{ actorType: 'system', actorId: null, subjectUserId: null, sessionId: null, outcome: 'success', detail: { kid: next!.kid } }])
+  t.equal(await rotations(), before + 1)
+
+  await built.app.latchkey.maintainKeys()
+  clock.advance(built.config.jwksMaxAgeSeconds + 60)
+  await built.app.latchkey.maintainKeys()
+  t.equal((built.app.latchkey.signingKeys as StoredSigningKeys).current().kid, next!.kid, 'the next key now signs')
+  t.not(next!.kid, first)
+  t.equal(await rotations(), before + 1, 'its promotion and the runs between record nothing more')
+})
+
 t.test('identity linked and unlinked: one event each, by the user, naming the provider', async t => {
   const provider = await startProvider(t)
   const built = await buildTestApp(t, {
@@ -246,4 +304,28 @@ t.test('identity linked and unlinked: one event each, by the user, naming the pr
   t.match(await eventsOf(built, 'identity_unlinked', id), [{ ...byUser, ip: '127.0.0.1', userAgent: AGENT }])
   t.equal((await json(app, 'DELETE', `/auth/identities/${identity.id}`, undefined, `Bearer ${registered.access_token}`)).statusCode, 404)
   t.equal((await eventsOf(built, 'identity_unlinked', id)).length, 1, 'an unlink that fails leaves no event')
+})
+
+t.test('an account created by a first OpenID sign-in: one registered event, by the user, naming the provider', async t => {
+  const provider = await startProvider(t)
+  const built = await buildTestApp(t, { env: { OIDC_PROVIDERS: providersEnv(provider), REDIRECT_URIS: APP_REDIRECT } })
+  const base = await listen(built.app)
+  const email = uniqueEmail('federated')
+  provider.accounts.set('newcomer', { email, email_verified: true })
+  for (let i = 0; i < 2; i++) {
+    const { landed, verifier } = await signIn(new Browser(base), 'newcomer')
+    t.equal((await exchange(base, { code: landed.searchParams.get('code')!, code_verifier: verifier })).status, 200, `sign-in #${i + 1}`)
+  }
+  const [user] = await built.database.db.select().from(users).where(eq(users.email, email))
+  const id = user!.id
+  t.match(await eventsOf(built, 'registered', id), [{ actorType: 'user', actorId: id, subjectUserId: id, sessionId: null, ip: '127.0.0.1', outcome: 'success' }])
+  t.same((await eventsOf(built, 'registered', id))[0]!.detail, { provider: 'test' }, 'the provider, and nothing from its token')
+  t.equal((await eventsOf(built, 'registered', id)).length, 1, 'a returning sign-in records no second registration')
+
+  // A refused sign-in (an address the provider has not verified) creates no account and records nothing.
+  const before = await built.database.db.$count(auditEvents, eq(auditEvents.type, 'registered'))
+  provider.accounts.set('unverified', { email: uniqueEmail('unverified'), email_verified: false })
+  const { landed } = await signIn(new Browser(base), 'unverified')
+  t.equal(landed.searchParams.get('error'), 'access_denied')
+  t.equal(await built.database.db.$count(auditEvents, eq(auditEvents.type, 'registered')), before)
 })
