@@ -5,7 +5,7 @@ import type { ClaimsFunction } from './grants/index.js'
 import type { Clock } from './lib/clock.js'
 import type { SigningKey } from './lib/signing-key.js'
 import { latchkey, type LatchkeyOptions } from './plugin.js'
-import { apiDocsPlugin, drainConnectionsPlugin, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
+import { apiDocsPlugin, drainConnectionsPlugin, lazyCompilers, notFoundHandler, problemErrorHandler, securityHeadersPlugin } from './http/index.js'
 import { LOG_REDACTION, lazyChildLogger, type AuthMetrics } from './observability/index.js'
 import type { MfaPolicy } from './mfa/index.js'
 import { metricsRoute } from './routes/index.js'
@@ -52,6 +52,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     keepAliveTimeout: timeouts.keepAliveMs,
     // Bodies are JSON documents with known types: no silent coercion of `12345678` into a password.
     ajv: { customOptions: { coerceTypes: false } },
+    schemaController: { compilersFactory: lazyCompilers() },
     return503OnClosing: true,
     // Start-up applies migrations (or waits for another instance applying them) and warms argon2:
     // more than Fastify's 10 s default on a loaded machine, and a slow start is better than none.
