@@ -498,6 +498,13 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     201: () => asAdmin('/admin/users', body({ email: uniqueEmail('created'), roles: ['viewer'] })),
     400: () => asAdmin('/admin/users', body({ email: 'nobody' })),
     409: async () => asAdmin('/admin/users', body({ email: (await subject()).email })),
+    // The address had all its mails this hour (MAIL_PER_RECIPIENT_PER_HOUR, 3 by default), asked for from three
+    // addresses (the limited app takes one mail request per address and minute).
+    429: async () => {
+      const email = uniqueEmail('flooded')
+      for (const remoteAddress of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await limited.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email }, remoteAddress })
+      return { ...asAdmin('/admin/users', body({ email })), on: 'limited' }
+    },
     ...adminRefusals(() => '/admin/users', body({ email: uniqueEmail() }))
   },
   'GET /admin/users/{id}': {

@@ -665,7 +665,7 @@ export interface paths {
         put?: never;
         /**
          * Create a user
-         * @description With a one-time password in the answer, shown once (no-store); the user signs in with it and changes it. Needs `users:write` (and `roles:write` to give roles).
+         * @description Without a password: a password-setup mail goes to the address, its link good once for PASSWORD_SETUP_TTL_SECONDS (72 hours by default); the user chooses a password with it (`POST /auth/password/reset`), then signs in. 429 past MAIL_PER_RECIPIENT_PER_HOUR, with nothing created. Needs `users:write` (and `roles:write` to give roles).
          */
         post: operations["adminCreateUser"];
         delete?: never;
@@ -4305,8 +4305,18 @@ export interface operations {
                             disabledAt: string | null;
                             roles: string[];
                         };
-                        /** @description Shown once, never stored in clear: hand it to the user, who signs in with it and changes it */
-                        one_time_password: string;
+                        password_setup: {
+                            /**
+                             * @description The password-setup mail is queued for the address; the account has no password until its link is used
+                             * @enum {string}
+                             */
+                            status: "mail_queued";
+                            /**
+                             * Format: date-time
+                             * @description When the link stops working; after that the user asks for a password reset
+                             */
+                            expires_at: string;
+                        };
                     };
                 };
             };
@@ -4342,6 +4352,17 @@ export interface operations {
             /** @description Conflict */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {

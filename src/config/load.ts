@@ -94,6 +94,8 @@ export function loadConfig (env: Env): Config {
       emailVerification: oneOf(env, 'EMAIL_VERIFICATION', ['off', 'optional', 'required'] as const, 'optional'),
       // OWASP Forgot Password Cheat Sheet: reset tokens expire after a short, fixed time.
       passwordResetTtlSeconds: integer(env, 'PASSWORD_RESET_TTL_SECONDS', 1_800, 60, 86_400),
+      // The link of an account an admin created waits for a person, not a request they just made: days, not minutes.
+      passwordSetupTtlSeconds: integer(env, 'PASSWORD_SETUP_TTL_SECONDS', 259_200, 3_600, 1_209_600),
       emailVerifyTtlSeconds: integer(env, 'EMAIL_VERIFY_TTL_SECONDS', 86_400, 300, 604_800),
       emailChangeTtlSeconds: integer(env, 'EMAIL_CHANGE_TTL_SECONDS', 3_600, 300, 604_800),
       // The token rides in the fragment by default: browsers send it in no request and no Referer.

@@ -89,7 +89,7 @@ export interface MailSettings {
   maxAttempts: number
   /** The first retry's delay; each later one doubles it, up to an hour. */
   retryBaseSeconds: number
-  /** Mails a request may have sent to one address per hour (verification, reset, email change). */
+  /** Mails a request may have sent to one address per hour (verification, reset, password setup, email change). */
   perRecipientPerHour: number
 }
 
@@ -98,6 +98,8 @@ export type EmailVerification = 'off' | 'optional' | 'required'
 export interface RecoverySettings {
   emailVerification: EmailVerification
   passwordResetTtlSeconds: number
+  /** How long the password-setup link of a user an admin created works. */
+  passwordSetupTtlSeconds: number
   emailVerifyTtlSeconds: number
   emailChangeTtlSeconds: number
   /** The pages mails link to, each with `{token}` where the token goes. */

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /** Every message latchkey sends (README, Password reset and email). */
-export const TEMPLATE_NAMES = ['verify_email', 'password_reset', 'password_changed', 'email_change_confirm', 'email_change_notice'] as const
+export const TEMPLATE_NAMES = ['verify_email', 'password_reset', 'password_setup', 'password_changed', 'email_change_confirm', 'email_change_notice'] as const
 export type TemplateName = typeof TEMPLATE_NAMES[number]
 
 /**
@@ -64,6 +64,13 @@ export const BUILT_IN_TEMPLATES: Required<MailTemplates> = {
       '{{link}}',
       'The link works once and expires soon. If you did not ask for it, ignore this message: your password stays as it is.'
     ], 'Choose a new password')
+  },
+  password_setup: {
+    en: simple('Set your password for {{issuer}}', [
+      'An account {{email}} was created for you at {{issuer}}. To choose its password, open this link:',
+      '{{link}}',
+      'The link works once and expires in a few days; if it has, ask for a password reset with your address. If you did not expect this account, ignore this message.'
+    ], 'Choose my password')
   },
   password_changed: {
     en: simple('Your password was changed', [

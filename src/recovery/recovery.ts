@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
+import { sql } from 'drizzle-orm'
 import type { RecoverySettings } from '../config/index.js'
-import { pruneExpiredStatement, pruner, type Database, type PruneOptions, type Statement } from '../db/index.js'
+import { pruneExpiredStatement, pruner, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
@@ -33,6 +34,14 @@ export interface Recovery {
    * unknown, spent, superseded, expired or for a disabled account.
    */
   resetPassword(token: string, passwordHash: string, locale: string | undefined, where?: ChangeContext): Promise<string | undefined>
+  /**
+   * Writes a password-setup token (purpose `password_reset`, spent by the
+   * reset) and its mail for a user an admin just created, in the caller's
+   * transaction: the account, its event and its mail commit together or not
+   * at all. The caller checks `mail.mayMail` first and calls `mail.queued(1)`
+   * once committed. Answers when the link expires (PASSWORD_SETUP_TTL_SECONDS).
+   */
+  queuePasswordSetup(db: Db, user: User, locale: string | undefined): Promise<Date>
   /** Queues a verification mail for the user's current address (superseding earlier ones); false when the recipient's limit is reached. */
   sendVerification(user: User, locale: string | undefined): Promise<boolean>
   /** The user whose current address the token verified; undefined for a token that is not good, or for an address the user has left since. */
@@ -192,6 +201,21 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       mail.queued(row.queued)
       audit?.announce({ type: 'password_reset', actor: { type: 'user', id: row.user_id }, subjectUserId: row.user_id, ...where }, log)
       return row.user_id
+    },
+
+    async queuePasswordSetup (db, user, locale) {
+      const token = newOpaqueToken()
+      const expiresAt = later(settings.passwordSetupTtlSeconds)
+      const params = JSON.stringify({ link: link(links.passwordReset, token) })
+      // A new account holds no token to supersede: one insert of each.
+      await db.execute(sql`with token as (
+        insert into recovery_tokens (hash, user_id, purpose, email, created_at, expires_at)
+        values (${hashOpaqueToken(token)}, ${user.id}, 'password_reset', ${user.email}, ${now()}, ${expiresAt})
+        returning email
+      )
+      insert into ${sql.raw(OUTBOX_INSERT)}
+      select email, 'password_setup', ${userLocale(user, locale)}::text, ${params}::jsonb, ${now()}::timestamptz, ${now()}::timestamptz from token`)
+      return expiresAt
     },
 
     async sendVerification (user, locale) {

@@ -53,7 +53,10 @@ export const CreateUserBodySchema = Type.Object({
 
 export const CreatedUserSchema = Type.Object({
   user: AdminUserSchema,
-  one_time_password: Type.String({ description: 'Shown once, never stored in clear: hand it to the user, who signs in with it and changes it' })
+  password_setup: Type.Object({
+    status: Type.Literal('mail_queued', { description: 'The password-setup mail is queued for the address; the account has no password until its link is used' }),
+    expires_at: Type.String({ format: 'date-time', description: 'When the link stops working; after that the user asks for a password reset' })
+  })
 })
 
 export const UserIdParamsSchema = Type.Object({ id: Type.String({ maxLength: 64 }) })

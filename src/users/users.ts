@@ -38,7 +38,8 @@ export interface UserSettings {
 export interface NewUser {
   email: string
   name?: string | undefined
-  passwordHash: string
+  /** Null for an account that has none yet: an admin created it, and its owner sets one through the mailed link. */
+  passwordHash: string | null
 }
 
 export interface Users {

@@ -1,5 +1,7 @@
 import t from 'tap'
 import createClient from 'openapi-fetch'
+import { and, eq } from 'drizzle-orm'
+import { mailOutbox } from '../../src/db/schema.js'
 import type { paths } from '../../src/client/openapi.js'
 import { buildTestApp, PASSWORD, uniqueEmail } from '../helper.js'
 
@@ -9,7 +11,7 @@ import { buildTestApp, PASSWORD, uniqueEmail } from '../helper.js'
  * operation, typed by the spec, as an admin's tooling would call it.
  */
 t.test('the generated client drives every admin operation and /auth/activity', async t => {
-  const { app } = await buildTestApp(t, { env: { ROLES: 'editor:posts:write' } })
+  const { app, database } = await buildTestApp(t, { env: { ROLES: 'editor:posts:write' } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const client = createClient<paths>({ baseUrl: `http://127.0.0.1:${port}` })
@@ -24,7 +26,12 @@ t.test('the generated client drives every admin operation and /auth/activity', a
   const user = created.data!.user
   t.same(user.roles, ['editor'])
   const id = user.id
-  const login = await client.POST('/auth/login', { body: { email: user.email, password: created.data!.one_time_password } })
+  t.equal(created.data!.password_setup.status, 'mail_queued')
+  // The owner follows the mailed link (read from the outbox: this app delivers nothing), then signs in.
+  const [setup] = await database.db.select().from(mailOutbox).where(and(eq(mailOutbox.recipient, user.email), eq(mailOutbox.template, 'password_setup')))
+  const token = /token=([\w-]{43})/.exec(setup!.params.link!)![1]!
+  t.equal((await client.POST('/auth/password/reset', { body: { token, password: PASSWORD } })).response.status, 204)
+  const login = await client.POST('/auth/login', { body: { email: user.email, password: PASSWORD } })
   t.equal(login.response.status, 200)
 
   const listed = await client.GET('/admin/users', { headers, params: { query: { email: user.email, limit: '10' } } })
@@ -51,7 +58,7 @@ t.test('the generated client drives every admin operation and /auth/activity', a
 
   const trail = await client.GET('/admin/audit', { headers, params: { query: { user: id, limit: '50' } } })
   t.same(trail.data?.events.map(event => event.type), [
-    'user_enabled', 'user_disabled', 'session_revoked', 'role_removed', 'role_granted', 'login_succeeded', 'role_granted', 'user_created'
+    'user_enabled', 'user_disabled', 'session_revoked', 'role_removed', 'role_granted', 'login_succeeded', 'password_reset', 'role_granted', 'user_created'
   ])
   const activity = await client.GET('/auth/activity', { headers: { authorization: `Bearer ${login.data!.access_token}` }, params: { query: {} } })
   t.equal(activity.response.status, 401, 'their sessions were revoked')

@@ -195,6 +195,7 @@ t.test('mail and recovery: defaults, links with {token}, and refusals', async t 
   t.same(config.recovery, {
     emailVerification: 'optional',
     passwordResetTtlSeconds: 1800,
+    passwordSetupTtlSeconds: 259200,
     emailVerifyTtlSeconds: 86400,
     emailChangeTtlSeconds: 3600,
     links: {
@@ -209,6 +210,7 @@ t.test('mail and recovery: defaults, links with {token}, and refusals', async t 
   t.equal(set.mail.from, 'Example <auth@example.com>')
   t.equal(set.recovery.emailVerification, 'required')
   t.equal(set.recovery.links.passwordReset, 'https://app.example.com/reset?t={token}')
+  t.equal(loadConfig({ PASSWORD_SETUP_TTL_SECONDS: '604800' }).recovery.passwordSetupTtlSeconds, 604800)
   const refused: Array<[Record<string, string>, string]> = [
     [{ SMTP_URL: 'http://mail.example.com' }, 'SMTP_URL: must use smtp: or smtps:, got http:'],
     [{ MAIL_FROM: 'nobody' }, 'MAIL_FROM: must be an address, or a name and <address>'],
@@ -218,7 +220,8 @@ t.test('mail and recovery: defaults, links with {token}, and refusals', async t 
     [{ EMAIL_VERIFY_URL: 'https://x/{token}/{token}' }, 'EMAIL_VERIFY_URL: must contain {token} exactly once'],
     [{ EMAIL_CHANGE_URL: 'javascript:alert({token})' }, 'EMAIL_CHANGE_URL: must use http: or https:, got javascript:'],
     [{ EMAIL_CHANGE_CANCEL_URL: '/relative/{token}' }, 'EMAIL_CHANGE_CANCEL_URL: must be an absolute URL'],
-    [{ MAIL_PER_RECIPIENT_PER_HOUR: '0' }, 'MAIL_PER_RECIPIENT_PER_HOUR: must be between 1 and 1000, got 0']
+    [{ MAIL_PER_RECIPIENT_PER_HOUR: '0' }, 'MAIL_PER_RECIPIENT_PER_HOUR: must be between 1 and 1000, got 0'],
+    [{ PASSWORD_SETUP_TTL_SECONDS: '60' }, 'PASSWORD_SETUP_TTL_SECONDS: must be between 3600 and 1209600, got 60']
   ]
   for (const [env, message] of refused) t.throws(() => loadConfig(env), { message }, message)
 })

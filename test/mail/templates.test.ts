@@ -30,6 +30,11 @@ t.test('built-in messages: the link in text and HTML, values escaped in HTML', a
   t.match(mail.html, /&lt;b&gt;@example\.com/)
   t.match(mail.html, /<a href="https:\/\/app\.example\.com\/cancel#token=x&amp;y">Cancel the change<\/a>/)
   t.notMatch(mail.html, /<b>@/)
+
+  const setup = renderMail({}, 'password_setup', 'fr', { email: 'new@example.com', issuer: 'https://auth.example.com', link: 'https://app.example.com/reset#token=z' })
+  t.equal(setup.subject, 'Set your password for https://auth.example.com', 'English where the deployment has no French')
+  t.match(setup.text, /An account new@example\.com was created for you at https:\/\/auth\.example\.com\./)
+  t.match(setup.html, /<a href="https:\/\/app\.example\.com\/reset#token=z">Choose my password<\/a>/)
 })
 
 t.test('MAIL_TEMPLATES_DIR: <locale>/<name>.txt (a Subject line first) and .html', async t => {

@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { FastifyRequest } from 'fastify'
-import { changeContext, requestContext } from '../../audit/index.js'
-import { errors } from '../../http/index.js'
+import { requestContext } from '../../audit/index.js'
+import { errors, rateLimitedFor } from '../../http/index.js'
+import { isEmail } from '../../lib/email.js'
 import { isUuid } from '../../lib/uuid.js'
+import { preferredLocale } from '../../mail/index.js'
 import { ADMIN_PERMISSIONS as P } from '../../roles/index.js'
 import type { User } from '../../users/index.js'
 import {
@@ -59,27 +60,37 @@ const route: FastifyPluginAsyncTypebox = async app => {
     preHandler: app.requireAdmin(P.usersWrite),
     schema: {
       ...operation('adminCreateUser', tags.admin, security.admin, 'Create a user',
-        'With a one-time password in the answer, shown once (no-store); the user signs in with it and changes it. Needs `users:write` (and `roles:write` to give roles).'),
+        'Without a password: a password-setup mail goes to the address, its link good once for PASSWORD_SETUP_TTL_SECONDS (72 hours by default); ' +
+        'the user chooses a password with it (`POST /auth/password/reset`), then signs in. ' +
+        '429 past MAIL_PER_RECIPIENT_PER_HOUR, with nothing created. Needs `users:write` (and `roles:write` to give roles).'),
       body: CreateUserBodySchema,
-      response: { 201: CreatedUserSchema, 400: ProblemSchema, ...problems(409) }
+      response: { 201: CreatedUserSchema, 400: ProblemSchema, ...problems(409, 429) }
     }
   }, async (request, reply) => {
     const { email, name, roles = [] } = request.body
     const actor = request.actor!
-    // Only declared roles: refused before anything is written.
+    const where = requestContext(request)
+    // Only declared roles and a real address: refused before anything is written or counted.
     for (const role of roles) if (!app.roles.declared.has(role)) throw errors.unknownRole(`"${role}" is not declared (ROLES)`)
-    const oneTimePassword = randomBytes(18).toString('base64url')
-    const user = await app.credentials.register({ email, name, password: oneTimePassword }, { ...changeContext(request), actor })
-    if (roles.length > 0) {
-      await app.audit.transaction(async tx => {
-        for (const role of roles) {
-          await app.roles.grant(tx.db, user.id, role)
-          await tx.record({ type: 'role_granted', actor, subjectUserId: user.id, detail: { role }, ...requestContext(request) })
-        }
-      }, request.log)
-    }
-    reply.header('cache-control', 'no-store')
-    return reply.code(201).send({ user: toAdminUser(user, [...roles].sort()), one_time_password: oneTimePassword })
+    if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
+    // A taken address spends none of its mails; the unique index still decides between two concurrent creations.
+    if (await app.users.findCredentialsByEmail(email) !== undefined) throw errors.emailTaken()
+    if (!await app.mail.mayMail(email)) throw rateLimitedFor(3_600_000, 'mails to this address')
+    // The account, its events, its roles and its setup mail commit together: never an account nobody can reach.
+    const { user, expiresAt } = await app.audit.transaction(async tx => {
+      const user = await app.users.create({ email, name, passwordHash: null }, tx.db)
+      await tx.record({ type: 'user_created', actor, subjectUserId: user.id, ...where })
+      for (const role of roles) {
+        await app.roles.grant(tx.db, user.id, role)
+        await tx.record({ type: 'role_granted', actor, subjectUserId: user.id, detail: { role }, ...where })
+      }
+      return { user, expiresAt: await app.recovery.queuePasswordSetup(tx.db, user, preferredLocale(request.headers['accept-language'])) }
+    }, request.log)
+    app.mail.queued(1)
+    return reply.code(201).send({
+      user: toAdminUser(user, [...roles].sort()),
+      password_setup: { status: 'mail_queued', expires_at: expiresAt.toISOString() }
+    })
   })
 
   app.get('/users/:id', {

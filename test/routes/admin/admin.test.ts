@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import {
-  auditEvents, identities, loginCodes, mfaRecoveryCodes, mfaTokens, mfaTotp, refreshTokens, sessions, userRoles, users
+  auditEvents, identities, loginCodes, mailOutbox, mfaRecoveryCodes, mfaTokens, mfaTotp, recoveryTokens, refreshTokens, sessions, userRoles, users
 } from '../../../src/db/schema.js'
-import { buildTestApp, PASSWORD, registerUser, uniqueEmail, type TestApp } from '../../helper.js'
+import { buildTestApp, ManualClock, PASSWORD, registerUser, uniqueEmail, type TestApp } from '../../helper.js'
+import { SmtpSink, tokenOf } from '../../mail.js'
 
 const OPS = 'ops-console-secret-of-at-least-32-chars'
 const REPORTS = 'reports-secret-of-at-least-32-characters'
@@ -13,6 +14,10 @@ const ENV = {
   SERVICE_CLIENTS: `ops:${OPS},reports:${REPORTS}`,
   ADMIN_SERVICE_CLIENTS: 'ops'
 }
+/** PASSWORD_SETUP_TTL_SECONDS by default: 72 hours. */
+const SETUP_TTL_MS = 72 * 3_600_000
+const NEW_PASSWORD = 'a passphrase of my own'
+const login = (app: FastifyInstance, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`
 const bearer = (token: string) => `Bearer ${token}`
 
@@ -140,19 +145,84 @@ t.test('acting on a missing user is 404; bad input a problem document', async t 
   }
 })
 
-t.test('create hands out a one-time password once, that signs in; roles given with it', async t => {
-  const { app } = await buildTestApp(t, { env: ENV })
+t.test('create queues a password-setup mail; its link sets the password once, then the user signs in with the roles given', async t => {
+  const sink = await SmtpSink.start()
+  t.teardown(() => sink.stop())
+  const clock = new ManualClock()
+  const { app, database } = await buildTestApp(t, { clock, env: { ...ENV, SMTP_URL: sink.url } })
   const admin = await adminToken(app)
   const email = uniqueEmail('new')
   const created = await app.inject({ method: 'POST', url: '/admin/users', headers: { authorization: bearer(admin.access_token) }, payload: { email, name: 'New Person', roles: ['editor', 'viewer'] } })
   t.equal(created.statusCode, 201)
-  t.equal(created.headers['cache-control'], 'no-store')
   const body = created.json()
+  t.same(Object.keys(body).sort(), ['password_setup', 'user'], 'no password in the answer')
   t.match(body.user, { email, name: 'New Person', roles: ['editor', 'viewer'], disabledAt: null })
-  t.match(body.one_time_password, /^[A-Za-z0-9_-]{24}$/)
-  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: body.one_time_password } })
-  t.equal(login.statusCode, 200)
-  t.same(JSON.parse(Buffer.from(login.json().access_token.split('.')[1], 'base64url').toString()).roles, ['editor', 'viewer'])
+  const expiresAt = new Date(clock.now() + SETUP_TTL_MS)
+  t.same(body.password_setup, { status: 'mail_queued', expires_at: expiresAt.toISOString() })
+
+  const id = body.user.id as string
+  const [account] = await database.db.select().from(users).where(eq(users.id, id))
+  t.equal(account!.passwordHash, null, 'no password until the owner sets one')
+  t.same(await database.db.select({ purpose: recoveryTokens.purpose, email: recoveryTokens.email, expiresAt: recoveryTokens.expiresAt, usedAt: recoveryTokens.usedAt })
+    .from(recoveryTokens).where(eq(recoveryTokens.userId, id)), [{ purpose: 'password_reset', email, expiresAt, usedAt: null }])
+  t.equal((await login(app, email, PASSWORD)).json().code, 'invalid_credentials', 'no password signs in meanwhile')
+
+  t.match(await app.latchkey.deliverMail(), { failed: 0 })
+  t.equal(sink.to(email).length, 1, 'one mail to the new user')
+  const [mail] = sink.to(email)
+  t.equal(mail!.subject, 'Set your password for https://latchkey.test')
+  t.match(mail!.text, /https:\/\/latchkey\.test\/reset-password#token=[\w-]{43}/, 'the link of PASSWORD_RESET_URL')
+  t.match(mail!.html, /<a href="https:\/\/latchkey\.test\/reset-password#token=[\w-]{43}">Choose my password<\/a>/)
+  const token = tokenOf(mail!)
+  t.notOk(created.body.includes(token), 'the token went only to the mailbox')
+
+  const setPassword = () => app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: NEW_PASSWORD } })
+  t.equal((await setPassword()).statusCode, 204)
+  const spent = await setPassword()
+  t.equal(spent.statusCode, 400, 'the link works once')
+  t.equal(spent.json().code, 'invalid_reset_token')
+  const signedIn = await login(app, email, NEW_PASSWORD)
+  t.equal(signedIn.statusCode, 200)
+  t.same(JSON.parse(Buffer.from(signedIn.json().access_token.split('.')[1], 'base64url').toString()).roles, ['editor', 'viewer'])
+  const events = await database.db.select({ type: auditEvents.type, actorId: auditEvents.actorId }).from(auditEvents).where(eq(auditEvents.subjectUserId, id)).orderBy(auditEvents.id)
+  t.same(events.filter(event => event.type === 'user_created'), [{ type: 'user_created', actorId: admin.id }], 'the creation is recorded once, as the admin\'s')
+  t.same(events.map(event => event.type), ['user_created', 'role_granted', 'role_granted', 'login_failed', 'password_reset', 'login_succeeded'])
+})
+
+t.test('the setup link expires after PASSWORD_SETUP_TTL_SECONDS; a taken address or the recipient\'s mail limit creates and queues nothing', async t => {
+  const clock = new ManualClock()
+  const { app, database } = await buildTestApp(t, { clock, env: { ...ENV, RATE_LIMIT_ENABLED: 'true', MAIL_PER_RECIPIENT_PER_HOUR: '1' } })
+  const admin = await adminToken(app)
+  const create = (email: string) => app.inject({ method: 'POST', url: '/admin/users', headers: { authorization: bearer(admin.access_token) }, payload: { email } })
+  const setupMails = (email: string) => database.db.select().from(mailOutbox).where(and(eq(mailOutbox.recipient, email), eq(mailOutbox.template, 'password_setup')))
+
+  const late = uniqueEmail('late')
+  t.equal((await create(late)).statusCode, 201)
+
+  // The one mail this address may get this hour goes to a forgot-password request.
+  const flooded = uniqueEmail('flooded')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email: flooded } })).statusCode, 202)
+  const refused = await create(flooded)
+  t.equal(refused.statusCode, 429)
+  t.equal(refused.json().code, 'rate_limited')
+  t.equal(refused.headers['retry-after'], '3600')
+  t.same(await database.db.select().from(users).where(eq(users.email, flooded)), [], 'no account without its mail')
+  t.same(await setupMails(flooded), [])
+
+  // Refused before the limit counts: the mail this address may still get is not spent.
+  const taken = await create(late)
+  t.equal(taken.statusCode, 409)
+  t.equal(taken.json().code, 'email_taken')
+  t.equal((await setupMails(late)).length, 1, 'no second mail for a taken address')
+
+  // Last: the admin's own access token expires too.
+  const [queued] = await setupMails(late)
+  const token = /token=([\w-]{43})/.exec(queued!.params.link!)![1]!
+  clock.advance(SETUP_TTL_MS / 1000)
+  const expired = await app.inject({ method: 'POST', url: '/auth/password/reset', payload: { token, password: NEW_PASSWORD } })
+  t.equal(expired.statusCode, 400)
+  t.equal(expired.json().code, 'invalid_reset_token')
+  t.equal((await login(app, late, NEW_PASSWORD)).statusCode, 401)
 })
 
 t.test('get shows identities, roles and live sessions; disable revokes every session at once; enable lets them back', async t => {
