@@ -89,7 +89,8 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     app.setErrorHandler(problemErrorHandler)
     // JSON only (and forms on /auth/token): a text/plain body is what a cross-site form can send without a preflight.
     app.removeContentTypeParser('text/plain')
-    await app.register(securityHeadersPlugin, { hsts: config.issuer.startsWith('https:') })
+    // Once per response: the standalone app sets them at its root already.
+    if (!app.hasPlugin('security-headers')) await app.register(securityHeadersPlugin, { hsts: config.issuer.startsWith('https:') })
     await app.register(cookiePlugin)
     await app.register(corsPlugin, { origins: config.corsOrigins })
 

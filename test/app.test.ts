@@ -54,6 +54,7 @@ t.test('a route can send its own policy, and a host app keeps its own routes to 
   t.equal(page.headers['content-security-policy'], "default-src 'self'", 'the route\'s own policy')
   t.equal(page.headers['x-content-type-options'], 'nosniff', 'the rest still applies')
   t.equal(page.headers['strict-transport-security'], undefined, 'no HSTS for an http issuer')
+  t.equal(standalone.printPlugins().split('security-headers').length - 1, 1, 'one onSend hook sets them, at the root')
 
   const host = Fastify()
   t.teardown(() => host.close())
