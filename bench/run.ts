@@ -267,11 +267,11 @@ try {
   const registered = await (await fetch(`${base}/auth/register`, json({ email, password: PASSWORD }))).json() as { access_token: string, user: { id: string } }
   const hotToken = registered.access_token
   // Seeded in batches: one large answer would inflate the service's peak RSS, which is measured too.
-  const seed = async (sessions: number, accessTokens: number) => {
+  const seed = async (sessions: number, accessTokens: number, userId = registered.user.id) => {
     const seeded = { refreshTokens: [] as string[], accessTokens: [] as string[] }
     for (let done = 0; done < Math.max(sessions, accessTokens); done += SEED_BATCH) {
       const batch = { sessions: Math.max(0, Math.min(SEED_BATCH, sessions - done)), accessTokens: Math.max(0, Math.min(SEED_BATCH, accessTokens - done)) }
-      const answer = await (await fetch(`${base}/bench/seed`, json({ userId: registered.user.id, ...batch }))).json() as typeof seeded
+      const answer = await (await fetch(`${base}/bench/seed`, json({ userId, ...batch }))).json() as typeof seeded
       seeded.refreshTokens.push(...answer.refreshTokens)
       seeded.accessTokens.push(...answer.accessTokens)
     }
@@ -310,8 +310,7 @@ try {
   // Refresh: a pool of live refresh tokens; each request takes one and puts its successor back,
   // so no token is ever presented twice (autocannon resets per-connection context every cycle).
   // Requests in flight when a round ends take their token with them: seed enough chains for every round.
-  const pool = (await seed(CONNECTIONS * (ROUNDS + 2), 0)).refreshTokens
-  const refresh: Scenario = {
+  const refreshOf = (pool: string[]): Scenario => ({
     server: service,
     url: base,
     requests: [{
@@ -323,7 +322,13 @@ try {
         if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
       }
     }]
-  }
+  })
+  const refresh = refreshOf((await seed(CONNECTIONS * (ROUNDS + 2), 0)).refreshTokens)
+  // The same for a user holding the admin role: each refresh reads the roles and signs them (and their permissions) into the token.
+  const adminEmail = `bench-admin-${randomUUID()}@example.com`
+  const admin = await (await fetch(`${base}/auth/register`, json({ email: adminEmail, password: PASSWORD }))).json() as { user: { id: string } }
+  await fetch(`${base}/bench/grant`, json({ email: adminEmail, role: 'admin' }))
+  const refreshWithRole = refreshOf((await seed(CONNECTIONS * (ROUNDS + 2), 0, admin.user.id)).refreshTokens)
   const login = (connections: number): Scenario => ({ server: service, url: `${base}/auth/login`, connections, ...json({ email, password: PASSWORD }) })
 
   if (PROFILE) {
@@ -443,6 +448,7 @@ try {
       const rawChains = await Promise.all(Array.from({ length: CONNECTIONS }, async () => (await raw.start({ userId: rawUser!.id, clientId: 'bench' })).refreshToken))
       const refreshRuns = await measure({
         refresh,
+        refreshWithRole,
         rotation: {
           custom: async seconds => {
             const until = Date.now() + seconds * 1000
@@ -459,6 +465,7 @@ try {
       await database.close()
       record(`raw rotation, ${CONNECTIONS} in flight`, 'ceiling', 'sessions.refresh() in the load generator\'s process, same database', refreshRuns.rotation!)
       record('refresh (rotation)', 'latchkey', 'POST /auth/refresh', refreshRuns.refresh!, ['refresh (rotation)', `raw rotation, ${CONNECTIONS} in flight`])
+      record('refresh, a user with the admin role', 'latchkey', 'POST /auth/refresh; roles and permissions read and signed', refreshRuns.refreshWithRole!, ['refresh, a user with the admin role', 'refresh (rotation)'])
       const refreshRun = refreshRuns.refresh!
       target('refresh: req/s ≥ 0.5 × the raw rotation', refreshRun.rps >= 0.5 * refreshRuns.rotation!.rps, `${(refreshRun.rps / refreshRuns.rotation!.rps).toFixed(2)} ×`)
       target(`refresh: p99 ≤ 50 ms at ${CONNECTIONS} connections`, refreshRun.p99 <= 50, `${refreshRun.p99} ms`)

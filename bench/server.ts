@@ -14,6 +14,9 @@ app.get('/bench/bare', async () => ({ ok: true }))
 app.get('/bench/protected', { preHandler: app.requireUser }, async request => ({ ok: true, id: request.user!.id }))
 app.get('/bench/role', { preHandler: app.requireUser({ roles: ['admin'] }) }, async request => ({ ok: true, id: request.user!.id }))
 
+/** The role the refresh rows' second user holds, as `npm run users:grant` gives it. */
+app.post<{ Body: { email: string, role: string } }>('/bench/grant', async request => ({ outcome: await app.latchkey.grantRole(request.body.email, request.body.role) }))
+
 /** Sessions (refresh tokens) and access tokens made in-process, so seeding costs no argon2. */
 app.post<{ Body: { userId: string, sessions: number, accessTokens: number } }>('/bench/seed', async request => {
   const { userId, sessions, accessTokens } = request.body
