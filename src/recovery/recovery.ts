@@ -17,13 +17,15 @@ export interface Recovery {
   /**
    * OWASP Forgot Password Cheat Sheet: one statement, the same whether or not
    * an enabled account has this address; it writes the token and its mail
-   * only for such an account. The route runs it after answering (and after
-   * the per-recipient limit, which it checks for every address), so what it
-   * writes never shows in the answer's timing. It therefore commits as any
-   * statement does, waiting for the WAL flush: when it committed without
-   * waiting (`synchronous_commit` off) to keep a known address as fast as an
-   * unknown one, a crash just after the answer lost the mail; nobody waits
-   * for the flush now. Answers the user's id, for the log, when there was one.
+   * only for such an account. The route runs it after answering (the
+   * per-recipient limit, checked for every address, comes before the
+   * answer), so what it writes never shows in the answer's timing. Since no
+   * answer waits for its commit, it keeps the default durability: it no
+   * longer turns `synchronous_commit` off, which it did while the answer
+   * waited for the WAL flush of a known address only, so a committed mail
+   * survives a database crash. The request itself can still be lost after
+   * the answer (the database away, the process killed): logged, and the user
+   * asks again. Answers the user's id, for the log, when there was one.
    */
   requestPasswordReset(email: string, locale: string | undefined): Promise<string | undefined>
   /**
