@@ -283,7 +283,7 @@ export interface paths {
         put?: never;
         /**
          * Change the password
-         * @description Requires the current password; every other session of the user is revoked.
+         * @description Requires the current password; every other session of the user is revoked, and a "password changed" notice is sent to their address.
          */
         post: operations["changePassword"];
         delete?: never;

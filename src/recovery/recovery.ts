@@ -4,7 +4,7 @@ import { pruneExpiredStatement, pruner, type Database, type PruneOptions, type S
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
-import { localeTag, OUTBOX_INSERT, type Mail } from '../mail/index.js'
+import { OUTBOX_INSERT, recipientLocale, type Mail } from '../mail/index.js'
 import type { User } from '../users/index.js'
 import { AUDIT_INSERT, type Audit, type ChangeContext } from '../audit/index.js'
 
@@ -166,7 +166,6 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
   const now = () => new Date(clock.now())
   const later = (seconds: number) => new Date(clock.now() + seconds * 1000)
   const link = (template: string, token: string) => template.replace('{token}', token)
-  const userLocale = (user: User, fallback: string | undefined) => localeTag(user.userMetadata.locale) ?? fallback ?? null
   const spend = async (token: string, purpose: RecoveryPurpose) => {
     if (!isOpaqueToken(token)) return undefined
     const [row] = await database.query<{ user_id: string, email: string }>(statements.spend, [hashOpaqueToken(token), purpose, now()])
@@ -199,7 +198,7 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       const token = newOpaqueToken()
       const [row] = await database.query<{ queued: number }>(statements.issue, [
         user.id, hashOpaqueToken(token), 'email_verify', now(), later(settings.emailVerifyTtlSeconds),
-        user.email, 'verify_email', userLocale(user, locale), JSON.stringify({ link: link(links.emailVerify, token) })
+        user.email, 'verify_email', recipientLocale(user.userMetadata, locale), JSON.stringify({ link: link(links.emailVerify, token) })
       ])
       mail.queued(row?.queued ?? 0)
       return true
@@ -218,7 +217,7 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       const cancel = newOpaqueToken()
       const [row] = await database.query<{ queued: number }>(statements.emailChange, [
         user.id, hashOpaqueToken(change), hashOpaqueToken(cancel), email, now(), later(settings.emailChangeTtlSeconds),
-        user.email, later(EMAIL_CHANGE_CANCEL_TTL_SECONDS), userLocale(user, locale),
+        user.email, later(EMAIL_CHANGE_CANCEL_TTL_SECONDS), recipientLocale(user.userMetadata, locale),
         JSON.stringify({ link: link(links.emailChange, change), new_email: email }),
         JSON.stringify({ link: link(links.emailChangeCancel, cancel), new_email: email })
       ])
