@@ -32,8 +32,13 @@ export interface LatchkeyHandle {
   grantRole(email: string, role: string): Promise<'granted' | 'held' | 'no_user'>
   /** Records an audit event of the embedding app's (or another capability's) own, e.g. a password reset (README, Audit trail). */
   audit: Audit
-  /** Delivers the mail that is due now (the sender job also runs on a timer and whenever mail is queued). */
+  /**
+   * Delivers the mail that is due now (the sender job also runs on a timer and whenever mail is queued),
+   * once the mail of requests already answered is queued (see `mailQueued`).
+   */
   deliverMail(): Promise<DeliveryRun>
+  /** Resolves once the mail of requests already answered is in the outbox: forgot-password queues its mail after it answers. */
+  mailQueued(): Promise<void>
 }
 
 /** The handle over the capabilities registered in `app`. */
@@ -57,7 +62,11 @@ export function createHandle (app: FastifyInstance): LatchkeyHandle {
       return outcome
     },
     audit: app.audit,
-    deliverMail: () => app.mailDelivery.run(),
+    deliverMail: async () => {
+      await app.mail.settled()
+      return app.mailDelivery.run()
+    },
+    mailQueued: () => app.mail.settled(),
     issueAccessToken: subject => app.accessTokens.issue({ ...subject, claims: subject.claims && checkCustomClaims(subject.claims) })
   }
 }

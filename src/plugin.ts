@@ -104,8 +104,8 @@ export const latchkey = fp<LatchkeyOptions>(async (host, options) => {
     await app.register(rolesPlugin, { roles: config.roles })
     await app.register(passwordHasherPlugin, { parameters: config.argon2 })
     await app.register(usersPlugin, { metadataMaxBytes: config.userMetadataMaxBytes })
-    await app.register(credentialsPlugin)
     await app.register(mailPlugin, { settings: config.mail, dataDir: config.dataDir, issuer: config.issuer, limited: rateLimit.enabled, templates: options.mailTemplates })
+    await app.register(credentialsPlugin)
     await app.register(recoveryPlugin, { settings: config.recovery })
     await app.register(mailDeliveryPlugin, { intervalSeconds: options.mailPollSeconds ?? MAIL_POLL_SECONDS, maxAttempts: config.mail.maxAttempts, retryBaseSeconds: config.mail.retryBaseSeconds })
 

@@ -415,13 +415,13 @@ const PROVOKE: Record<string, Record<string, Provoke>> = {
     400: () => body({}),
     413: () => tooLarge,
     415: () => textPlain,
-    429: () => limitedTwice(body({ email: uniqueEmail() })),
-    503: () => down(body({ email: uniqueEmail() }))
+    429: () => limitedTwice(body({ email: uniqueEmail() }))
   },
   'POST /auth/password/reset': {
     204: async () => {
       const { email } = await registerUser(app)
       await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })
+      await app.latchkey.mailQueued()
       return body({ token: await mailedToken(email, 'password_reset'), password: `${PASSWORD} reset` })
     },
     400: () => body({ ...NOT_A_TOKEN, password: PASSWORD }),

@@ -4,7 +4,8 @@ import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import type { Env } from '../src/config/index.js'
 import { hashOpaqueToken } from '../src/lib/opaque-token.js'
-import { ManualClock, PASSWORD, testConfig, testSigningKey, uniqueEmail } from './helper.js'
+import { createAuthMetrics } from '../src/observability/index.js'
+import { LogCapture, ManualClock, PASSWORD, testConfig, testSigningKey, uniqueEmail } from './helper.js'
 import { dedicatedPostgresMissing, startDedicatedPostgres, type DedicatedPostgres } from './dedicated-postgres.js'
 
 /** While the database is away every request still answers within this, or the test fails. */
@@ -111,6 +112,8 @@ async function duringOutage (t: Test, base: string, account: Account, deadlineMs
     ['sessions (a live-session check)', 'GET', '/auth/sessions', { bearer: accessToken }, 503, 'service_unavailable'],
     ['password grant', 'POST', '/auth/token', { json: { grant_type: 'password', username: email, password: PASSWORD } }, 503, 'temporarily_unavailable'],
     ['refresh grant', 'POST', '/auth/token', { json: { grant_type: 'refresh_token', refresh_token: refreshToken } }, 503, 'temporarily_unavailable'],
+    // Answered before the database is asked (OWASP Forgot Password Cheat Sheet): the same 202 as ever.
+    ['forgot-password', 'POST', '/auth/password/forgot', { json: { email } }, 202, undefined],
     ['liveness', 'GET', '/healthz', {}, 200, undefined],
     ['JWKS (verifiers keep verifying)', 'GET', '/.well-known/jwks.json', {}, 200, undefined]
   ]
@@ -198,4 +201,34 @@ t.test('Postgres silent (frozen, connections open): the pool timeouts answer 503
   t.equal((await refresh(base, other.refreshToken)).body.refresh_token, retried.body.refresh_token, 'the same successor again')
   t.equal((await call(base, 'POST', '/auth/login', { json: { email: account.email, password: PASSWORD } })).status, 200)
   t.same(await brokenRotations(postgres.url), { rotated_without_successor: 0, successor_without_rotated_parent: 0, live_session_without_one_current_token: 0 })
+})
+
+t.test('forgot-password while Postgres is down: the same 202; the lost request is logged without the address and counted', { skip: dedicatedPostgresMissing() }, async t => {
+  const postgres = await startDedicatedPostgres(t)
+  const logs = new LogCapture()
+  const metrics = createAuthMetrics()
+  const app = await buildApp({
+    config: testConfig({ DATABASE_URL: postgres.url }),
+    clock: new ManualClock(),
+    signingKeys: [testSigningKey()],
+    pruneIntervalSeconds: 0,
+    mailPollSeconds: 0,
+    metrics,
+    logger: { level: logs.level, stream: logs.stream }
+  })
+  t.teardown(() => app.close())
+  const email = uniqueEmail('forgot')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201)
+  await postgres.stop('fast')
+
+  const answer = await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })
+  t.equal(answer.statusCode, 202)
+  t.same(answer.json(), { status: 'accepted', message: 'If an account has this address, a link to reset its password is on its way' })
+  await app.latchkey.mailQueued()
+  const lost = logs.entries().filter(entry => entry.event === 'mail_not_queued')
+  t.equal(lost.length, 1)
+  t.match(lost[0], { level: 50, msg: 'mail not queued after the answer' })
+  t.notOk(logs.text().includes(email), 'no address in the logs')
+  const counted = (await metrics.registry.getSingleMetric('latchkey_mails_total')!.get()).values.find(value => value.labels.event === 'not_queued')
+  t.equal(counted?.value, 1)
 })

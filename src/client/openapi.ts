@@ -283,7 +283,7 @@ export interface paths {
         put?: never;
         /**
          * Change the password
-         * @description Requires the current password; every other session of the user is revoked.
+         * @description Requires the current password; every other session of the user is revoked, and a "password changed" notice is sent to their address.
          */
         post: operations["changePassword"];
         delete?: never;
@@ -521,7 +521,7 @@ export interface paths {
         put?: never;
         /**
          * Ask for a password-reset mail
-         * @description Answers 202 with the same body whether or not an account has the address, at the same cost; only an existing, enabled account is sent a link. A newer request supersedes older links. Mails to one address are limited per hour (MAIL_PER_RECIPIENT_PER_HOUR); past it, the answer is the same and nothing is sent.
+         * @description Answers 202 with the same body whether or not an account has the address, at the same cost: the answer goes before the lookup, and only an existing, enabled account is then sent a link. A newer request supersedes older links. Mails to one address are limited per hour (MAIL_PER_RECIPIENT_PER_HOUR); past it, the answer is the same and nothing is sent. The answer does not wait for the database either: while it is unavailable the answer is still 202, and the request is logged and counted as lost.
          */
         post: operations["forgotPassword"];
         delete?: never;
@@ -3652,17 +3652,6 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
-                headers: {
-                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
-                    "Retry-After": number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
                 headers: {
                     /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
                     "Retry-After": number;

@@ -3,7 +3,7 @@ export type { Database, Db, PoolSettings, PoolStats, Statement, Tx } from './cli
 export { default as databasePlugin } from './database.js'
 export { isUniqueViolation } from './errors.js'
 export { pruneExpiredStatement, pruner, type PruneOptions } from './prune.js'
-export { auditEvents, identities, rolePermissions, roles, sessions, signingKeys, userRoles, users } from './schema.js'
+export { auditEvents, identities, mailOutbox, rolePermissions, roles, sessions, signingKeys, userRoles, users } from './schema.js'
 export type { UserRow } from './schema.js'
 export { isDatabaseUnavailable } from './unavailable.js'
 export { DataDirLockedError, LOCK_FILE } from './data-dir-lock.js'

@@ -148,6 +148,8 @@ export default fp<MailDeliveryPluginOptions>(async (app, { intervalSeconds, ...s
   app.addHook('onReady', async () => delivery.wake())
   app.addHook('onClose', async () => {
     clearInterval(timer)
+    // Mail queued after its request's answer (forgot-password) would otherwise set a wake-up after these are cleared.
+    await app.mail.settled()
     for (const wakeUp of wakeUps) clearTimeout(wakeUp)
     await delivery.settled()
   })

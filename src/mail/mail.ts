@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
+import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import type { MailSettings } from '../config/index.js'
 import { emailKey } from '../lib/email.js'
@@ -24,6 +25,16 @@ export interface Mail {
   queued(count: number): void
   /** What runs when messages are queued (the sender job's wake-up). */
   onQueued(listener: () => void): void
+  /**
+   * Runs `work` (a statement that queues mail) once `answered` settles, i.e.
+   * after the request's answer is sent (forgot-password: OWASP Forgot
+   * Password Cheat Sheet, "responses return in a consistent amount of time").
+   * A failure is logged at error on `log` (the error, never an address) and
+   * counted as `not_queued`; it never reaches the client.
+   */
+  afterAnswer(answered: Promise<unknown>, work: () => Promise<void>, log: FastifyBaseLogger): void
+  /** Resolves when the work handed to `afterAnswer` so far has ended: close and `deliverMail()` wait for it. */
+  settled(): Promise<void>
 }
 
 export interface MailPluginOptions {
@@ -54,9 +65,15 @@ export default fp<MailPluginOptions>(async (app, { settings, dataDir, issuer, li
   const transport = settings.smtpUrl === undefined
     ? fileTransport(join(dataDir, 'outbox'), settings.from, app.log, () => app.clock.now())
     : smtpTransport(settings.smtpUrl, settings.from)
-  app.addHook('onClose', async () => transport.close())
   const metrics: AuthMetrics = app.authMetrics
   const listeners: Array<() => void> = []
+  const pending = new Set<Promise<void>>()
+  const settled = async () => { await Promise.all(pending) }
+  // After the server stopped taking requests and before the pool closes (onClose hooks run last-registered first).
+  app.addHook('onClose', async () => {
+    await settled()
+    transport.close()
+  })
   app.decorate('mail', {
     outbox: createOutbox(app.database, app.clock),
     transport,
@@ -71,6 +88,17 @@ export default fp<MailPluginOptions>(async (app, { settings, dataDir, issuer, li
       metrics.countMail('queued', count)
       for (const listener of listeners) listener()
     },
-    onQueued (listener) { listeners.push(listener) }
+    onQueued (listener) { listeners.push(listener) },
+    afterAnswer (answered, work, log) {
+      // Run whether the answer was sent or the client went away first: the request was taken either way.
+      const running: Promise<void> = answered.then(work, work)
+        .catch(error => {
+          metrics.countMail('not_queued')
+          log.error({ event: 'mail_not_queued', err: error }, 'mail not queued after the answer')
+        })
+        .finally(() => pending.delete(running))
+      pending.add(running)
+    },
+    settled
   } satisfies Mail)
 }, { name: 'mail', dependencies: ['database', 'counters', 'auth-metrics'] })

@@ -1,4 +1,4 @@
-import { pruner, type Database, type PruneOptions, type Statement } from '../db/index.js'
+import { mailOutbox, pruner, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import type { MailParams, TemplateName } from './templates.js'
 
@@ -27,7 +27,21 @@ export interface ClaimedMail {
   attempts: number
 }
 
+/** A message to queue: the template renders it when it is sent. */
+export interface OutgoingMail {
+  recipient: string
+  template: TemplateName
+  locale: string | null
+  params: MailParams
+}
+
 export interface Outbox {
+  /**
+   * Queues a message that carries no token, in the transaction of the change
+   * it tells of when given one (a password change's notice), so that neither
+   * commits without the other. The caller then says `queued(1)`.
+   */
+  queue(message: OutgoingMail, db?: Db): Promise<void>
   /** Takes up to `limit` due messages for this sender; another sender skips them (and finds them again only after the lease). */
   claim(limit?: number): Promise<ClaimedMail[]>
   /** Sent: the link (the token's only plaintext) is emptied. */
@@ -77,6 +91,9 @@ const statements = {
 export function createOutbox (database: Database, clock: Clock): Outbox {
   const now = () => new Date(clock.now())
   return {
+    async queue (message, db = database.db) {
+      await db.insert(mailOutbox).values({ ...message, createdAt: now(), nextAttemptAt: now() })
+    },
     claim: (limit = CLAIM_BATCH) =>
       database.query<ClaimedMail>(statements.claim, [now(), new Date(clock.now() + LEASE_SECONDS * 1000), limit]),
     async markSent (id) { await database.query(statements.sent, [id, now()]) },

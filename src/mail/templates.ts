@@ -110,6 +110,11 @@ export function localeTag (value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8}){0,3}$/.test(value) ? value.toLowerCase() : undefined
 }
 
+/** The locale a message to a user is written in: their own (`user_metadata.locale`), else the request's, else none. */
+export function recipientLocale (userMetadata: Readonly<Record<string, unknown>>, requested: string | undefined): string | null {
+  return localeTag(userMetadata.locale) ?? requested ?? null
+}
+
 /** The most preferred language of an Accept-Language header (RFC 9110 §12.5.4), as a locale tag. */
 export function preferredLocale (acceptLanguage: string | undefined): string | undefined {
   if (acceptLanguage === undefined) return undefined

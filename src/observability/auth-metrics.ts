@@ -25,7 +25,7 @@ export interface AuthMetrics {
   watchPool(stats: () => PoolStats): void
 }
 
-export type MailEvent = 'queued' | 'sent' | 'retried' | 'failed'
+export type MailEvent = 'queued' | 'sent' | 'retried' | 'failed' | 'not_queued'
 
 export interface AuthMetricsOptions {
   /** Also the process's own metrics (CPU, memory, event-loop lag, GC): once per process, not per app. */
@@ -49,7 +49,7 @@ export function createAuthMetrics (options: AuthMetricsOptions = {}): AuthMetric
   const refreshes = new Counter({ name: 'latchkey_refreshes_total', help: 'Refresh-token rotations, by outcome', labelNames: ['outcome'], registers })
   const mfaEvents = new Counter({ name: 'latchkey_mfa_events_total', help: 'Second-factor events: enrolments, removals, failed codes, recovery codes used, step-ups', labelNames: ['event'], registers })
   const auditEvents = new Counter({ name: 'latchkey_audit_events_total', help: 'Audit events recorded, by type', labelNames: ['type'], registers })
-  const mails = new Counter({ name: 'latchkey_mails_total', help: 'Outgoing mail: queued, sent, retried (an attempt failed), failed (given up after MAIL_MAX_ATTEMPTS)', labelNames: ['event'], registers })
+  const mails = new Counter({ name: 'latchkey_mails_total', help: 'Outgoing mail: queued, sent, retried (an attempt failed), failed (given up after MAIL_MAX_ATTEMPTS), not_queued (the database failed after the request was answered)', labelNames: ['event'], registers })
   const rateLimited = new Counter({ name: 'latchkey_rate_limited_total', help: 'Requests refused with 429, by route', labelNames: ['route'], registers })
   let poolStats: (() => PoolStats) | undefined
   // Read at scrape time, so it reports the pool as it is, not as it was at the last request.

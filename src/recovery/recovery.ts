@@ -5,7 +5,7 @@ import { pruneExpiredStatement, pruner, type Database, type Db, type PruneOption
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
-import { localeTag, OUTBOX_INSERT, type Mail } from '../mail/index.js'
+import { OUTBOX_INSERT, recipientLocale, type Mail } from '../mail/index.js'
 import type { User } from '../users/index.js'
 import { AUDIT_INSERT, type Audit, type ChangeContext } from '../audit/index.js'
 
@@ -17,12 +17,15 @@ export const EMAIL_CHANGE_CANCEL_TTL_SECONDS = 7 * 86_400
 export interface Recovery {
   /**
    * OWASP Forgot Password Cheat Sheet: one statement, the same whether or not
-   * an enabled account has this address, so that both cost the same; it
-   * writes the token and its mail only for such an account. It commits
-   * without waiting for the WAL flush (`synchronous_commit` off for this one
-   * transaction), as a statement that wrote nothing does: otherwise the flush
-   * alone would tell a known address from an unknown one. A database crash in
-   * the fraction of a second before the flush loses that one mail; the user
+   * an enabled account has this address; it writes the token and its mail
+   * only for such an account. The route runs it after answering (the
+   * per-recipient limit, checked for every address, comes before the
+   * answer), so what it writes never shows in the answer's timing. Since no
+   * answer waits for its commit, it keeps the default durability: it no
+   * longer turns `synchronous_commit` off, which it did while the answer
+   * waited for the WAL flush of a known address only, so a committed mail
+   * survives a database crash. The request itself can still be lost after
+   * the answer (the database away, the process killed): logged, and the user
    * asks again. Answers the user's id, for the log, when there was one.
    */
   requestPasswordReset(email: string, locale: string | undefined): Promise<string | undefined>
@@ -65,8 +68,7 @@ const statements = {
     name: 'latchkey_recovery_forgot',
     text: `with account as (
       select users.id, users.email, ${USER_LOCALE} as locale
-      from users cross join (select set_config('synchronous_commit', 'off', true)) as durability
-      where email_key = $1 and disabled_at is null
+      from users where email_key = $1 and disabled_at is null
     ), superseded as (
       update recovery_tokens set used_at = $3
       where user_id in (select id from account) and purpose = 'password_reset' and used_at is null
@@ -173,7 +175,6 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
   const now = () => new Date(clock.now())
   const later = (seconds: number) => new Date(clock.now() + seconds * 1000)
   const link = (template: string, token: string) => template.replace('{token}', token)
-  const userLocale = (user: User, fallback: string | undefined) => localeTag(user.userMetadata.locale) ?? fallback ?? null
   const spend = async (token: string, purpose: RecoveryPurpose) => {
     if (!isOpaqueToken(token)) return undefined
     const [row] = await database.query<{ user_id: string, email: string }>(statements.spend, [hashOpaqueToken(token), purpose, now()])
@@ -183,8 +184,6 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
   return {
     async requestPasswordReset (email, locale) {
       const token = newOpaqueToken()
-      // Counted for every address, known or not: the limit says nothing about which exist.
-      if (!await mail.mayMail(email)) return undefined
       const [row] = await database.query<{ user_id: string | null, queued: number }>(statements.forgot, [
         emailKey(email), hashOpaqueToken(token), now(), later(settings.passwordResetTtlSeconds), locale ?? null, JSON.stringify({ link: link(links.passwordReset, token) })
       ])
@@ -223,7 +222,7 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       const token = newOpaqueToken()
       const [row] = await database.query<{ queued: number }>(statements.issue, [
         user.id, hashOpaqueToken(token), 'email_verify', now(), later(settings.emailVerifyTtlSeconds),
-        user.email, 'verify_email', userLocale(user, locale), JSON.stringify({ link: link(links.emailVerify, token) })
+        user.email, 'verify_email', recipientLocale(user.userMetadata, locale), JSON.stringify({ link: link(links.emailVerify, token) })
       ])
       mail.queued(row?.queued ?? 0)
       return true
@@ -242,7 +241,7 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
       const cancel = newOpaqueToken()
       const [row] = await database.query<{ queued: number }>(statements.emailChange, [
         user.id, hashOpaqueToken(change), hashOpaqueToken(cancel), email, now(), later(settings.emailChangeTtlSeconds),
-        user.email, later(EMAIL_CHANGE_CANCEL_TTL_SECONDS), userLocale(user, locale),
+        user.email, later(EMAIL_CHANGE_CANCEL_TTL_SECONDS), recipientLocale(user.userMetadata, locale),
         JSON.stringify({ link: link(links.emailChange, change), new_email: email }),
         JSON.stringify({ link: link(links.emailChangeCancel, cancel), new_email: email })
       ])

@@ -3,6 +3,7 @@ import type { Audit, AuditActor, AuditEvent, AuditLog } from '../audit/index.js'
 import { errors } from '../http/index.js'
 import { checkPassword } from '../lib/password-policy.js'
 import { isEmail } from '../lib/email.js'
+import { recipientLocale, type Mail } from '../mail/index.js'
 import type { PasswordCheck, PasswordHasher } from './password-hasher.js'
 import type { AccountLimits } from '../limits/index.js'
 import type { Credential, User, Users } from './users.js'
@@ -19,14 +20,19 @@ export interface Credentials {
   register(input: { email: string, password: string, name?: string | undefined }, context?: ChangeContext): Promise<User>
   /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
   authenticate(email: string, password: string, context?: ChangeContext): Promise<User>
-  /** Replaces the password of a signed-in user who proves they know the current one. */
-  changePassword(userId: string, currentPassword: string, newPassword: string, context?: ChangeContext): Promise<void>
+  /**
+   * Replaces the password of a signed-in user who proves they know the current
+   * one, and queues the "password changed" notice to their address in the same
+   * transaction, in their locale or else `locale`.
+   */
+  changePassword(userId: string, currentPassword: string, newPassword: string, locale: string | undefined, context?: ChangeContext): Promise<void>
   /**
    * Checks the password of a signed-in user who proves it again (a step-up,
    * changes to their second factor): 401 `invalid_credentials` with `wrong`
    * as its detail when it is not theirs, counted against the account's limit.
+   * Answers the user.
    */
-  verifyPassword(userId: string, password: string, wrong?: string): Promise<void>
+  verifyPassword(userId: string, password: string, wrong?: string): Promise<User>
   /** The hash of a new password that meets the policy of registration (400 otherwise): a reset's. */
   hashNewPassword(password: string): Promise<string>
 }
@@ -37,12 +43,12 @@ export function assertAcceptablePassword (password: string, field = 'password'):
   if (problem === 'too_short') throw errors.validationFailed(`${field} must be at least 8 characters`)
 }
 
-export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits, audit: Audit): Credentials {
+export function createCredentials (users: Users, hasher: PasswordHasher, accountLimits: AccountLimits, audit: Audit, mail: Pick<Mail, 'outbox' | 'queued'>): Credentials {
   /** An unknown account and one without a password cost and answer what a wrong password does. */
   const check = (found: Credential | undefined, password: string): Promise<PasswordCheck> =>
     found === undefined || found.passwordHash === null ? hasher.verifyDummy(password).then(ok => ({ ok, needsRehash: false })) : hasher.verify(found.passwordHash, password)
 
-  const verifyPassword = async (userId: string, password: string, wrong = 'The password is wrong') => {
+  const verifyPassword = async (userId: string, password: string, wrong = 'The password is wrong'): Promise<User> => {
     if (checkPassword(password) === 'too_long') throw errors.invalidCredentials(wrong)
     const found = await users.findCredentialsById(userId)
     // A stolen access token must not buy unlimited guesses at the password behind it.
@@ -50,6 +56,7 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
     const { ok } = await check(found, password)
     if (!ok) throw errors.invalidCredentials(wrong)
     await attempt?.succeeded()
+    return found!.user
   }
 
   return {
@@ -96,14 +103,17 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
       if (needsRehash) await users.setPasswordHash(found.user.id, await hasher.hash(password))
       return found.user
     },
-    async changePassword (userId, currentPassword, newPassword, { actor, log, ...where } = {}) {
+    async changePassword (userId, currentPassword, newPassword, locale, { actor, log, ...where } = {}) {
       assertAcceptablePassword(newPassword, 'newPassword')
-      await verifyPassword(userId, currentPassword, 'The current password is wrong')
+      const user = await verifyPassword(userId, currentPassword, 'The current password is wrong')
       const passwordHash = await hasher.hash(newPassword)
       await audit.transaction(async tx => {
         await users.setPasswordHash(userId, passwordHash, tx.db)
+        // OWASP Forgot Password Cheat Sheet (and ASVS V2.2.3): the user is told of the change, at the address it was made for.
+        await mail.outbox.queue({ recipient: user.email, template: 'password_changed', locale: recipientLocale(user.userMetadata, locale), params: {} }, tx.db)
         await tx.record({ type: 'password_changed', actor: actor ?? { type: 'user', id: userId }, subjectUserId: userId, ...where })
       }, log)
+      mail.queued(1)
     }
   }
 }
@@ -115,5 +125,5 @@ declare module 'fastify' {
 }
 
 export default fp(async app => {
-  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits, app.audit))
-}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits', 'audit'] })
+  app.decorate('credentials', createCredentials(app.users, app.passwordHasher, app.accountLimits, app.audit, app.mail))
+}, { name: 'credentials', dependencies: ['users', 'password-hasher', 'account-limits', 'audit', 'mail'] })

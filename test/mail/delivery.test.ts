@@ -61,6 +61,7 @@ t.test('after MAIL_MAX_ATTEMPTS the row is failed, its link emptied, logged and 
   await sink.stop()
   t.teardown(() => sink.listen().catch(() => {}))
   t.equal((await app.inject({ method: 'POST', url: '/auth/password/forgot', payload: { email } })).statusCode, 202)
+  await app.latchkey.mailQueued()
   t.equal(await metricValue(metrics, 'queued'), 1)
 
   t.same(await app.latchkey.deliverMail(), { sent: 0, retried: 1, failed: 0 })

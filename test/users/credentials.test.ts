@@ -7,6 +7,7 @@ import { createPasswordHasher, type PasswordHasher } from '../../src/users/passw
 import { createUsers } from '../../src/users/users.js'
 import { createAudit } from '../../src/audit/audit.js'
 import { createAuthMetrics } from '../../src/observability/auth-metrics.js'
+import { createOutbox } from '../../src/mail/outbox.js'
 import { PASSWORD, testDatabase, uniqueEmail } from '../helper.js'
 
 t.test('an account without a password costs one argon2 verification and answers as a wrong password does', async t => {
@@ -21,7 +22,7 @@ t.test('an account without a password costs one argon2 verification and answers 
     verify: (hash, password) => { calls.push('verify'); return argon2.verify(hash, password) },
     verifyDummy: password => { calls.push('verifyDummy'); return argon2.verifyDummy(password) }
   }
-  const credentials = createCredentials(accounts, hasher, unlimitedAccounts, createAudit(database, clock, { info: () => {}, warn: () => {} }, createAuthMetrics()))
+  const credentials = createCredentials(accounts, hasher, unlimitedAccounts, createAudit(database, clock, { info: () => {}, warn: () => {} }, createAuthMetrics()), { outbox: createOutbox(database, clock), queued: () => {} })
 
   const withPassword = uniqueEmail('password')
   await credentials.register({ email: withPassword, password: PASSWORD })
@@ -32,7 +33,7 @@ t.test('an account without a password costs one argon2 verification and answers 
     { name: 'unknown email', attempt: () => credentials.authenticate(uniqueEmail('nobody'), PASSWORD), calls: ['verifyDummy'] },
     { name: 'wrong password', attempt: () => credentials.authenticate(withPassword, 'not the password'), calls: ['verify'] },
     { name: 'no password', attempt: () => credentials.authenticate(passwordless, PASSWORD), calls: ['verifyDummy'] },
-    { name: 'no password to change', attempt: () => credentials.changePassword(row!.id, PASSWORD, 'a brand new passphrase'), calls: ['verifyDummy'] }
+    { name: 'no password to change', attempt: () => credentials.changePassword(row!.id, PASSWORD, 'a brand new passphrase', undefined), calls: ['verifyDummy'] }
   ]
   for (const c of cases) {
     calls.length = 0

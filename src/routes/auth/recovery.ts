@@ -1,3 +1,4 @@
+import { finished } from 'node:stream/promises'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { changeContext } from '../../audit/index.js'
@@ -16,16 +17,27 @@ const route: FastifyPluginAsyncTypebox = async app => {
     onRequest: app.addressLimits.mail,
     schema: {
       ...operation('forgotPassword', tags.recovery, security.none, 'Ask for a password-reset mail',
-        'Answers 202 with the same body whether or not an account has the address, at the same cost; only an existing, enabled account is sent a link. ' +
-        'A newer request supersedes older links. Mails to one address are limited per hour (MAIL_PER_RECIPIENT_PER_HOUR); past it, the answer is the same and nothing is sent.'),
+        'Answers 202 with the same body whether or not an account has the address, at the same cost: the answer goes before the lookup, ' +
+        'and only an existing, enabled account is then sent a link. A newer request supersedes older links. ' +
+        'Mails to one address are limited per hour (MAIL_PER_RECIPIENT_PER_HOUR); past it, the answer is the same and nothing is sent. ' +
+        'The answer does not wait for the database either: while it is unavailable the answer is still 202, and the request is logged and counted as lost.'),
       body: ForgotPasswordBodySchema,
-      response: { 202: AcceptedSchema, 400: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema, 503: ProblemSchema }
+      response: { 202: AcceptedSchema, 400: ProblemSchema, 413: ProblemSchema, 415: ProblemSchema, 429: ProblemSchema }
     }
   }, async (request, reply) => {
     const { email } = request.body
     if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
-    const userId = await app.recovery.requestPasswordReset(email, preferredLocale(request.headers['accept-language']))
-    request.log.info({ event: 'password_reset_requested', userId }, 'password reset requested')
+    // Counted for every address, known or not: the limit says nothing about which exist.
+    if (await app.mail.mayMail(email)) {
+      const locale = preferredLocale(request.headers['accept-language'])
+      // OWASP Forgot Password Cheat Sheet: "Ensure that responses return in a consistent amount of time ...
+      // This could be achieved by using asynchronous calls". The statement, which writes rows only for an
+      // account, runs once the answer is sent.
+      app.mail.afterAnswer(finished(reply.raw), async () => {
+        const userId = await app.recovery.requestPasswordReset(email, locale)
+        request.log.info({ event: 'password_reset_requested', userId }, 'password reset requested')
+      }, request.log)
+    }
     return reply.code(202).send(accepted(FORGOT_ANSWER))
   })
 
