@@ -213,7 +213,7 @@ export function createRecovery (database: Database, clock: Clock, mail: Pick<Mai
         returning email
       )
       insert into ${sql.raw(OUTBOX_INSERT)}
-      select email, 'password_setup', ${userLocale(user, locale)}::text, ${params}::jsonb, ${now()}::timestamptz, ${now()}::timestamptz from token`)
+      select email, 'password_setup', ${recipientLocale(user.userMetadata, locale)}::text, ${params}::jsonb, ${now()}::timestamptz, ${now()}::timestamptz from token`)
       return expiresAt
     },
 
