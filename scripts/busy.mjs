@@ -9,11 +9,23 @@ if (command === undefined) {
   process.stderr.write('usage: node scripts/busy.mjs <command> [args...]\n')
   process.exit(2)
 }
-const load = [0, 1].map(() => spawn('yes', { stdio: ['ignore', 'ignore', 'inherit'] }))
+const load = [0, 1].map(() => spawn('yes', { stdio: ['ignore', 'ignore', 'inherit'] }).on('error', error => {
+  process.stderr.write(`busy: cannot start yes: ${error.message}\n`)
+}))
 const stopLoad = () => { for (const child of load) child.kill('SIGTERM') }
-process.once('SIGINT', stopLoad)
-process.once('SIGTERM', stopLoad)
 const run = spawn(command, args, { stdio: 'inherit' })
+// A stop asked of this script reaches the run too, and the load ends with it.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    stopLoad()
+    run.kill(signal)
+  })
+}
+run.on('error', error => {
+  stopLoad()
+  process.stderr.write(`busy: cannot start ${command}: ${error.message}\n`)
+  process.exitCode = 1
+})
 run.on('exit', (code, signal) => {
   stopLoad()
   process.exitCode = code ?? (signal === null ? 1 : 128)

@@ -74,7 +74,7 @@ export const BUILT_IN_TEMPLATES: Required<MailTemplates> = {
   },
   password_changed: {
     en: simple('Your password was changed', [
-      'The password of your account {{email}} at {{issuer}} was just changed, and every session was signed out.',
+      'The password of your account {{email}} at {{issuer}} was just changed, and your account was signed out on every other device.',
       'If this was not you, reset your password at once and contact support.'
     ])
   },

@@ -30,9 +30,11 @@ function lazyTransporter (options: Parameters<typeof import('nodemailer').create
   return {
     async sendMail (message: SendMailOptions) {
       transporter ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(options))
+      // A load or set-up that failed is tried again with the next message (the outbox retries it).
+      transporter.catch(() => { transporter = undefined })
       return await (await transporter).sendMail(message)
     },
-    close: () => { void transporter?.then(made => made.close()) }
+    close: () => { void transporter?.then(made => made.close(), () => {}) }
   }
 }
 

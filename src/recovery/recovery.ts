@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
-import { sql } from 'drizzle-orm'
 import type { RecoverySettings } from '../config/index.js'
-import { pruneExpiredStatement, pruner, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
+import { pruneExpiredStatement, pruner, sql, type Database, type Db, type PruneOptions, type Statement } from '../db/index.js'
 import type { Clock } from '../lib/clock.js'
 import { emailKey, normaliseEmail } from '../lib/email.js'
 import { hashOpaqueToken, isOpaqueToken, newOpaqueToken } from '../lib/opaque-token.js'
