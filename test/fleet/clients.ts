@@ -139,16 +139,23 @@ export class HonestClient {
 
   async changePassword (): Promise<void> {
     const next = `${PASSWORD} ${randomBytes(3).toString('hex')}`
-    const answer = await this.retried('change password', async n => {
-      const changed = await this.call('change password', { method: 'POST', path: '/auth/password', json: { currentPassword: this.password, newPassword: next }, bearer: this.tokens!.access })
-      // Changed by an attempt whose answer was lost: the new password logs in.
-      if (n > 1 && changed.status === 401) {
-        const login = await this.call('login', { method: 'POST', path: '/auth/login', json: { email: this.email, password: next } })
-        if (login.status === 200) return { ...changed, status: 204 }
-      }
-      return changed
-    }, answer => answer.status === 204)
-    if (answer.status === 204) this.password = next
+    // An access token the service refuses (its key revoked, or expired) means "refresh and try again", as in authenticated().
+    const refused = (answer: Answer) => answer.status === 401 && answer.body.code === 'invalid_token'
+    for (let round = 0; round < 20 && this.tokens !== undefined; round++) {
+      const answer = await this.retried('change password', async n => {
+        const changed = await this.call('change password', { method: 'POST', path: '/auth/password', json: { currentPassword: this.password, newPassword: next }, bearer: this.tokens!.access })
+        // Changed by an attempt whose answer was lost: the new password logs in.
+        if (n > 1 && changed.status === 401) {
+          const login = await this.call('login', { method: 'POST', path: '/auth/login', json: { email: this.email, password: next } })
+          if (login.status === 200) return { ...changed, status: 204 }
+        }
+        return changed
+      }, answer => answer.status === 204 || refused(answer))
+      if (answer.status === 204) this.password = next
+      if (!refused(answer)) return
+      await sleep(1_000)
+      await this.refresh()
+    }
   }
 
   async logoutAndLogin (): Promise<void> {
