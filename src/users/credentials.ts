@@ -16,7 +16,7 @@ export interface ChangeContext extends Pick<AuditEvent, 'ip' | 'userAgent'> {
 }
 
 export interface Credentials {
-  /** Records `registered`, or `user_created` when someone else (an admin) acts, with the new user, in one transaction. */
+  /** Records `registered` with the new user, in one transaction (an admin's creation is the admin route's, with its setup mail). */
   register(input: { email: string, password: string, name?: string | undefined }, context?: ChangeContext): Promise<User>
   /** The user whose password this is; one answer for every kind of miss (OWASP ASVS V2.2, V3.2). */
   authenticate(email: string, password: string, context?: ChangeContext): Promise<User>
@@ -65,14 +65,14 @@ export function createCredentials (users: Users, hasher: PasswordHasher, account
       assertAcceptablePassword(password)
       return hasher.hash(password)
     },
-    async register ({ email, password, name }, { actor, log, ...where } = {}) {
+    async register ({ email, password, name }, { log, ...where } = {}) {
       if (!isEmail(email)) throw errors.validationFailed('email is not a valid address')
       assertAcceptablePassword(password)
       // Hashed before the transaction opens: no connection is held through argon2.
       const passwordHash = await hasher.hash(password)
       return audit.transaction(async tx => {
         const user = await users.create({ email, name, passwordHash }, tx.db)
-        await tx.record({ type: actor === undefined ? 'registered' : 'user_created', actor: actor ?? { type: 'user', id: user.id }, subjectUserId: user.id, ...where })
+        await tx.record({ ...where, type: 'registered', actor: { type: 'user', id: user.id }, subjectUserId: user.id })
         return user
       }, log)
     },
