@@ -54,7 +54,7 @@ export async function buildApp (options: BuildAppOptions): Promise<FastifyInstan
     ajv: { customOptions: { coerceTypes: false } },
     schemaController: { compilersFactory: lazyCompilers() },
     return503OnClosing: true,
-    // Start-up applies migrations (or waits for another instance applying them) and warms argon2:
+    // Start-up applies migrations (or waits for another instance applying them):
     // more than Fastify's 10 s default on a loaded machine, and a slow start is better than none.
     pluginTimeout: 120_000,
     trustProxy: config.trustProxy
