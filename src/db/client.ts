@@ -10,6 +10,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { load, nodePostgres, pglite, sql } from './orm.js'
 import * as schema from './schema.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
+import { extractDataDir } from './pglite-template.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
@@ -28,19 +29,19 @@ function findMigrations (from: string): string {
 }
 
 /**
- * The build's pre-migrated embedded database (PGlite's dumpDataDir tarball) and its stamp, beside the
- * migrations' folder: a first start loads it rather than run initdb (README, "Try it").
+ * The build's pre-migrated embedded database (PGlite's dumpDataDir archive) and its stamp, beside the
+ * migrations' folder: a first start writes it out rather than run initdb (README, "Try it").
  */
-const TEMPLATE = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.tar.gz')
+const TEMPLATE = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.tar')
 const TEMPLATE_STAMP = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.json')
 
 /** The template, when DATA_DIR has no database yet and the template was made by this very PGlite. */
-async function templateFor (location: string): Promise<Blob | undefined> {
+async function templateFor (location: string): Promise<string | undefined> {
   if (location.startsWith('memory://') || existsSync(join(location, 'PG_VERSION')) || !existsSync(TEMPLATE_STAMP)) return undefined
   const require = createRequire(import.meta.url)
   const installed = JSON.parse(await readFile(join(dirname(dirname(require.resolve('@electric-sql/pglite'))), 'package.json'), 'utf8')) as { version: string }
   const stamp = JSON.parse(await readFile(TEMPLATE_STAMP, 'utf8')) as { pglite?: string }
-  return stamp.pglite === installed.version && existsSync(TEMPLATE) ? new Blob([await readFile(TEMPLATE)]) : undefined
+  return stamp.pglite === installed.version && existsSync(TEMPLATE) ? TEMPLATE : undefined
 }
 
 /**
@@ -201,8 +202,9 @@ async function startPglite (location: string, lock: DataDirLock | undefined): Pr
   // Loaded only here: a service on Postgres never holds the embedded database's code in memory.
   const { PGlite } = load('@electric-sql/pglite') as typeof Pglite
   const { drizzle: drizzlePglite, migrate: migratePglite } = pglite()
+  const template = await templateFor(location)
+  if (template !== undefined) extractDataDir(template, location)
   const client = await PGlite.create(location, {
-    loadDataDir: await templateFor(location),
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`]
   })
   const db = drizzlePglite(client, { schema })
