@@ -10,8 +10,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends g++ make python
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-# The compiler alone: the image serves Postgres, so `npm run build`'s embedded-database template stays out.
-RUN npm exec -- tsc -p tsconfig.build.json
+COPY scripts/bundle-server.mjs ./scripts/
+# `npm run build` but its embedded-database template: the image serves Postgres.
+RUN npm exec -- tsc -p tsconfig.build.json && npm exec -- node scripts/bundle-server.mjs
 
 FROM node:22-bookworm-slim
 # argon2 hashes run on libuv's pool, each holding ARGON2_MEMORY_KIB: one thread a core, not libuv's 4.

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm start` and the other commands that run dist/: build first only when dist/ is missing or
 // older than a source file, so that a start after `npm ci` (whose `prepare` built dist/) runs the
-// server at once (README, "Try it": the start time is measured through `npm start`).
+// server at once (README, "Try it": the start time is measured through `npm start`). Given a file of
+// dist/ and its arguments, it then runs that file in this same process: one Node start, not two.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const built = join(root, 'dist', 'server.js')
@@ -23,5 +24,15 @@ function newest (dir) {
 const inputs = [newest(join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json'].map(file => statSync(join(root, file)).mtimeMs)]
 if (!existsSync(built) || Math.max(...inputs) > statSync(built).mtimeMs) {
   process.stderr.write('latchkey: building dist/ (missing or older than src/)\n')
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' })
+  // The build runs with Node's own heap settings, not the service's (the start script's NODE_OPTIONS).
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit', env })
+}
+
+const [entry, ...args] = process.argv.slice(2)
+if (entry !== undefined) {
+  const file = resolve(root, entry)
+  process.argv = [process.argv[0], file, ...args]
+  await import(pathToFileURL(file).href)
 }
