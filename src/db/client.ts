@@ -10,7 +10,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { load, nodePostgres, pglite, sql } from './orm.js'
 import * as schema from './schema.js'
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js'
-import { extractDataDir } from './pglite-template.js'
+import { writeDataDir } from './pglite-template.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
@@ -30,7 +30,7 @@ function findMigrations (from: string): string {
 
 /**
  * The build's pre-migrated embedded database (PGlite's dumpDataDir archive) and its stamp, beside the
- * migrations' folder: a first start writes it out rather than run initdb (README, "Try it").
+ * migrations' folder: a first start writes it out rather than run initdb (README, "Start-up time").
  */
 const TEMPLATE = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.tar')
 const TEMPLATE_STAMP = join(dirname(MIGRATIONS_FOLDER), 'dist', 'pglite-template.json')
@@ -203,7 +203,7 @@ async function startPglite (location: string, lock: DataDirLock | undefined): Pr
   const { PGlite } = load('@electric-sql/pglite') as typeof Pglite
   const { drizzle: drizzlePglite, migrate: migratePglite } = pglite()
   const template = await templateFor(location)
-  if (template !== undefined) extractDataDir(template, location)
+  if (template !== undefined) writeDataDir(template, location)
   const client = await PGlite.create(location, {
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`]
   })

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openDatabase } from '../../src/db/client.js'
-import { extractDataDir } from '../../src/db/pglite-template.js'
+import { writeDataDir } from '../../src/db/pglite-template.js'
 
 /** A ustar header and the entry's content, padded to whole 512-byte blocks. */
 function entry (name: string, type: '0' | '2' | '5', content = ''): Buffer {
@@ -44,12 +44,18 @@ t.test('a first start on an empty DATA_DIR writes out the build\'s migrated data
   t.same(applied, [{ count: journal.entries.length }])
   await database.migrate()
   t.same(await database.query({ name: 'users', text: 'select count(*)::int as count from users' }, []), [{ count: 0 }])
-  t.ok(existsSync(join(dataDir, 'pglite', 'PG_VERSION')))
+  t.same(readdirSync(dataDir).filter(name => name.startsWith('pglite')), ['pglite'])
+  // The buffer cache PGlite starts with (README, "Configuration", DATA_DIR).
+  t.same(await database.query({ name: 'buffers', text: 'show shared_buffers' }, []), [{ shared_buffers: '16MB' }])
 })
 
-t.test('the archive\'s folders and files are written as it holds them', async t => {
+t.test('the archive\'s folders and files are written as it holds them, in place of an empty folder', async t => {
   const location = folder(t)
-  extractDataDir(archive(t,
+  // What a start cut short left beside it is written again.
+  mkdirSync(`${location}.partial/base`, { recursive: true })
+  writeFileSync(`${location}.partial/base/stale`, 'from an earlier start')
+  t.teardown(() => rmSync(`${location}.partial`, { recursive: true, force: true }))
+  writeDataDir(archive(t,
     entry('/PG_VERSION', '0', '18\n'),
     entry('/base', '5'),
     entry('/base/1/112', '0', 'x'.repeat(700)),
@@ -60,22 +66,34 @@ t.test('the archive\'s folders and files are written as it holds them', async t 
   t.equal(readFileSync(join(location, 'base/1/112'), 'latin1'), 'x'.repeat(700))
   t.equal(readFileSync(join(location, 'global/pg_control'), 'latin1'), '')
   t.same(readdirSync(location).sort(), ['PG_VERSION', 'base', 'global'])
+  t.same(readdirSync(join(location, 'base')), ['1'])
+  t.notOk(existsSync(`${location}.partial`))
 })
 
-t.test('a bad archive stops before the marker, so the next start writes the folder again', async t => {
+t.test('a bad archive leaves the folder as it was, so the next start writes it again', async t => {
   const cases: Array<[string, Buffer[], RegExp]> = [
     ['a name leading out of the folder', [entry('/../escaped', '0', 'x')], /escaped is outside the data folder/],
     ['a symbolic link', [entry('/base/link', '2')], /link is neither a folder nor a file/],
     ['an archive cut short', [entry('/base/1/112', '0', 'x'.repeat(700)).subarray(0, 900)], /cut short/],
     ['no end blocks', [], /cut short/],
-    ['another format', [Buffer.concat([Buffer.from('not an archive'), Buffer.alloc(1010)])], /not a ustar archive/]
+    ['another format', [Buffer.concat([Buffer.from('not an archive'), Buffer.alloc(1010)])], /not a ustar archive/],
+    ['no PG_VERSION', [END], /no PG_VERSION/]
   ]
   for (const [name, rest, error] of cases) {
     const location = folder(t)
-    t.throws(() => extractDataDir(archive(t, entry('/PG_VERSION', '0', '18\n'), entry('/base', '5'), ...rest), location), error, name)
-    t.notOk(existsSync(join(location, 'PG_VERSION')), `${name}: no marker`)
+    const first = name === 'no PG_VERSION' ? [] : [entry('/PG_VERSION', '0', '18\n')]
+    t.throws(() => writeDataDir(archive(t, ...first, entry('/base', '5'), ...rest), location), error, name)
+    t.same(readdirSync(location), [], `${name}: the folder is still empty`)
+    t.notOk(existsSync(`${location}.partial`), `${name}: nothing left beside it`)
     t.notOk(existsSync(join(location, '..', 'escaped')), `${name}: nothing outside`)
   }
+})
+
+t.test('a folder with files but no database is left alone', async t => {
   const location = folder(t)
-  t.throws(() => extractDataDir(archive(t, entry('/base', '5'), END), location), /no PG_VERSION/)
+  writeFileSync(join(location, 'notes.txt'), 'mine')
+  t.throws(() => writeDataDir(archive(t, entry('/PG_VERSION', '0', '18\n'), END), location),
+    { message: `${location} holds files but no database (no PG_VERSION): move it away to start with a new one` })
+  t.same(readdirSync(location), ['notes.txt'])
+  t.notOk(existsSync(`${location}.partial`))
 })
