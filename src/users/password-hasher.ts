@@ -20,9 +20,9 @@ export interface PasswordHasher {
   verifyDummy(password: string): Promise<false>
   /**
    * Starts making the dummy hash in argon2's thread, so that the first unknown-email login does
-   * not pay for it; nothing waits for it but `verifyDummy`.
+   * not pay for it; settles when it is made. A failure also fails the next verifyDummy.
    */
-  prepareDummy(): void
+  prepareDummy(): Promise<void>
 }
 
 /** argon2id (RFC 9106) at the OWASP Password Storage Cheat Sheet's parameters unless configured otherwise. */
@@ -55,8 +55,10 @@ export function createPasswordHasher (parameters: Argon2Parameters): PasswordHas
       return false
     },
     prepareDummy () {
-      // A failure is met again, and thrown, by the next verifyDummy.
-      dummyHashOnce().catch(() => {})
+      const made = dummyHashOnce().then(() => {})
+      // Handled here, so that a failure before anyone awaits it is no unhandled rejection.
+      made.catch(() => {})
+      return made
     }
   }
 }
@@ -69,7 +71,9 @@ declare module 'fastify' {
 
 export default fp<{ parameters: Argon2Parameters }>(async (app, { parameters }) => {
   const hasher = createPasswordHasher(parameters)
-  // The dummy hash is made beside the rest of start-up, not on the first unknown-email login.
-  hasher.prepareDummy()
+  // The dummy hash is made beside the rest of start-up, and the app is ready once it is: an
+  // unknown email then costs one verify, as a known one does (OWASP Authentication Cheat Sheet).
+  const dummy = hasher.prepareDummy()
+  app.addHook('onReady', async () => { await dummy })
   app.decorate('passwordHasher', hasher)
 }, { name: 'password-hasher' })
