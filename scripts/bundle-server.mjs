@@ -2,7 +2,7 @@
 // Part of the build, after tsc: dist/server.js, the standalone service, becomes one file holding it
 // and the pure-JavaScript packages it loads at start. Node's loader resolves, reads and compiles each
 // module file by itself, and the service loads about 1,100 of them (374 for TypeBox alone): one
-// file starts about 0.4 s sooner on a 2-core machine (README, "Try it": start-up time). The library
+// file starts about 0.4 s sooner on a 2-core machine (README, "Start-up time"). The library
 // entries (dist/index.js, dist/verifier.js, dist/client/) stay tsc's files: an app bundles them itself.
 import { build } from 'esbuild'
 import { fileURLToPath } from 'node:url'
@@ -19,7 +19,9 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node22',
+  // Lines map to src/ and to each package's files, which stay in node_modules.
   sourcemap: 'linked',
+  sourcesContent: false,
   logLevel: 'warning',
   external: [
     // Native or WebAssembly code, found beside the package's own files.
@@ -29,6 +31,9 @@ await build({
     // Loaded when first used, or only on one database (src/db/orm.ts loads drizzle-orm and pg by path).
     'drizzle-orm', 'pg', 'ioredis', 'nodemailer', 'openid-client', 'qrcode'
   ],
-  // The bundled CommonJS packages require the external ones (and Node's) at run time.
+  // The bundled CommonJS packages require the external ones (and Node's) at run time. There is no
+  // __dirname in an ES module: a bundled package that reads files beside its own cannot. The service
+  // uses no pino transport (thread-stream); @fastify/swagger's package.json only gives defaults the
+  // service's document overrides; swagger-ui, which serves its files, is external.
   banner: { js: "import { createRequire as latchkeyCreateRequire } from 'node:module'; const require = latchkeyCreateRequire(import.meta.url);" }
 })
