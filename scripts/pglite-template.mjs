@@ -2,7 +2,7 @@
 // Part of the build: an embedded database with every migration applied, as PGlite's own archive
 // (dumpDataDir, uncompressed: unpacking 41 MB took 0.2-0.3 s of a first start), in dist/. A first
 // start on an empty DATA_DIR writes it out instead of running initdb and the migrations
-// (src/db/pglite-template.ts; README, "Try it"). Skipped when the
+// (src/db/pglite-template.ts; README, "Start-up time"). Skipped when the
 // template already matches the installed PGlite and the migrations; absent, a first start is slower,
 // never wrong, and a PGlite of another version ignores it (src/db/client.ts checks the stamp).
 import { createRequire } from 'node:module'

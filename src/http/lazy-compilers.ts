@@ -12,7 +12,7 @@ type Factory<F> = (externalSchemas: unknown, options: unknown) => Compiler<F>
  * Fastify's own compilers (Ajv for requests, fast-json-stringify for answers),
  * each schema compiled when its route first uses it instead of before listen:
  * compiling every route's schemas took about a tenth of the time from start to
- * /readyz (README, Try it). Same compilers, same options, same results; a
+ * /readyz (README, "Start-up time"). Same compilers, same options, same results; a
  * route's first request pays for its own schemas.
  */
 export function lazyCompilers (): Factories {

@@ -23,7 +23,7 @@ export const SMTP_TIMEOUTS_MS = { connectionTimeout: 10_000, greetingTimeout: 10
 
 /**
  * A nodemailer transporter made at the first message: nodemailer is not loaded
- * at start-up, where it cost about a tenth of the time to /readyz (README, Try it).
+ * at start-up, where it cost about a tenth of the time to /readyz (README, "Start-up time").
  */
 function lazyTransporter (options: Parameters<typeof import('nodemailer').createTransport>[0]) {
   let transporter: Promise<Transporter> | undefined
