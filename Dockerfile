@@ -37,4 +37,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Migrations run at start-up (under a lock, so replicas may start together); `node dist/db/migrate.js` runs them alone.
-CMD ["node", "dist/server.js"]
+CMD ["node", "dist/service.js"]

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const built = join(root, 'dist', 'server.js')
+const built = join(root, 'dist', 'service.js')
 
 /** The newest modification time below `dir` (files only). */
 function newest (dir) {

@@ -71,7 +71,7 @@ export class Instance {
   get url (): string { return `http://127.0.0.1:${this.port}` }
   get pid (): number | undefined { return this.proc?.child.pid }
   async start (): Promise<void> {
-    this.proc = startProcess(process.execPath, [join(ROOT, 'dist/server.js')], { ...this.env, PORT: String(this.port) })
+    this.proc = startProcess(process.execPath, [join(ROOT, 'dist/service.js')], { ...this.env, PORT: String(this.port) })
     const exited = this.proc.exited.then(() => { throw new Error(`${this.name} exited at start: ${this.proc?.output() ?? ''}`) })
     await Promise.race([until200(`${this.url}/readyz`, 60_000), exited])
   }
