@@ -3,21 +3,14 @@
 // older than a source file, so that a start after `npm ci` (whose `prepare` built dist/) runs the
 // server at once (README, "Start-up time" is measured through `npm start`). Given a file of
 // dist/ and its arguments, it then runs that file in this same process: one Node start, not two.
+import './node-floor.mjs'
 import { execFileSync } from 'node:child_process'
 import module from 'node:module'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-// npm only warns about package.json's engines: on Node 20 the native password hasher (argon2) ended
-// the service with a segmentation fault at its first hash, before a line was logged.
-const floor = Number(/\d+/.exec(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node)[0])
-if (Number(process.versions.node.split('.')[0]) < floor) {
-  process.stderr.write(`latchkey: needs Node ${floor} or later (package.json, "engines"); this is Node ${process.versions.node}\n`)
-  process.exit(1)
-}
 const built = join(root, 'dist', 'service.js')
 
 /** The newest modification time below `dir` (files only). */
