@@ -1,14 +1,17 @@
 // How long `npm start` takes to serve (README, "Start-up time"): the time from starting
 // `npm start` to the first 200 from /readyz, polled every 20 ms, on a clean clone of this
 // repository's HEAD (or of BENCH_COMMIT) after `npm ci`. Each round times a first start (no
-// DATA_DIR, no compile cache: what `npm ci` leaves) and a later start, beside two references
-// measured in the same round: a bare Fastify app answering /readyz started with `node`, and a
-// fixed CPU loop that shows how fast the machine is at that moment.
+// DATA_DIR, no compile cache: what `npm ci` leaves; round 1 follows `npm ci` directly) and a
+// later start, beside two references measured in the same round: a bare Fastify app answering
+// /readyz started with `node`, and a fixed CPU loop that shows how fast the machine is then.
 //
 //   npm run bench:start-up
 //   BENCH_ROUNDS=10 npm run bench:start-up
 //   BENCH_COMMIT=<commit> npm run bench:start-up     (an earlier build, for comparison)
-import { execFileSync, spawn } from 'node:child_process'
+//
+// The service runs with its defaults: DATABASE_URL, DATA_DIR, HOST, PORT, NODE_ENV and NODE_OPTIONS
+// are not passed on to it.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,10 +20,14 @@ import { fileURLToPath } from 'node:url'
 import { freePort } from '../test/ports.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+if (!Number.isSafeInteger(ROUNDS) || ROUNDS < 1) throw new Error(`BENCH_ROUNDS must be a positive integer, not ${process.env.BENCH_ROUNDS}`)
 const COMMIT = process.env.BENCH_COMMIT ?? 'HEAD'
 const POLL_MS = 20
 const GIVE_UP_MS = 60_000
+/** After SIGINT, how long a process may take to stop before SIGKILL. */
+const STOP_MS = 10_000
 const root = fileURLToPath(new URL('..', import.meta.url))
+const { DATABASE_URL, DATA_DIR, HOST, PORT, NODE_ENV, NODE_OPTIONS, ...environment } = process.env
 
 const REFERENCE_APP = `import Fastify from 'fastify'
 const app = Fastify()
@@ -29,26 +36,50 @@ await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' })
 process.on('SIGINT', () => { void app.close().then(() => process.exit(0)) })
 `
 
+/** The process group being timed, stopped when the benchmark is interrupted. */
+let running: ChildProcess | undefined
+
+/** Sends `signal` to the child's whole group (npm, the shell it runs the script in, and Node). */
+function signalGroup (child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error
+  }
+}
+
 /** Seconds from spawning `command` to its first 200 from /readyz; the process group is stopped after. */
 async function timeToReady (command: string, args: string[], cwd: string): Promise<number> {
   const port = await freePort()
   const started = performance.now()
-  const child = spawn(command, args, { cwd, detached: true, stdio: 'ignore', env: { ...process.env, PORT: String(port) } })
+  const child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...environment, PORT: String(port) } })
+  running = child
   const exited = once(child, 'exit')
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-2_000) })
+  const failed = (what: string) => new Error(`${command} ${args.join(' ')} ${what}${stderr === '' ? '' : `:\n${stderr}`}`)
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`${command} ${args.join(' ')} exited with ${child.exitCode}`)
-      if (performance.now() - started > GIVE_UP_MS) throw new Error(`${command} ${args.join(' ')} not ready in ${GIVE_UP_MS} ms`)
+      if (child.exitCode !== null || child.signalCode !== null) throw failed(`exited (${child.exitCode ?? child.signalCode})`)
+      if (performance.now() - started > GIVE_UP_MS) throw failed(`was not ready in ${GIVE_UP_MS} ms`)
       try {
         if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return (performance.now() - started) / 1000
       } catch {}
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
   } finally {
-    // npm, the shell it runs the script in, and Node: all of them.
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGINT')
+    signalGroup(child, 'SIGINT')
+    const kill = setTimeout(() => { signalGroup(child, 'SIGKILL') }, STOP_MS)
     await exited
+    clearTimeout(kill)
+    running = undefined
   }
+}
+
+/** The middle value, or the mean of the two middle ones. */
+function median (sorted: number[]): number {
+  const middle = sorted.length / 2
+  return Number.isInteger(middle) ? (sorted[middle - 1]! + sorted[middle]!) / 2 : sorted[Math.floor(middle)]!
 }
 
 function cpuLoop (): number {
@@ -58,6 +89,14 @@ function cpuLoop (): number {
 }
 
 const clone = mkdtempSync(join(tmpdir(), 'latchkey-start-up-'))
+// Interrupted: the process being timed is in its own group, which a terminal's Ctrl-C misses.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    if (running !== undefined) signalGroup(running, 'SIGKILL')
+    rmSync(clone, { recursive: true, force: true })
+    process.exit(1)
+  })
+}
 try {
   process.stderr.write(`cloning ${COMMIT} into ${clone} and running npm ci\n`)
   execFileSync('git', ['clone', '--quiet', root, clone], { stdio: 'inherit' })
@@ -82,12 +121,12 @@ try {
   }
   const range = (pick: (row: typeof rows[number]) => number) => {
     const values = rows.map(pick).sort((a, b) => a - b)
-    return `${values[0]!.toFixed(2)}–${values.at(-1)!.toFixed(2)} s (median ${values[Math.floor(values.length / 2)]!.toFixed(2)})`
+    return `${values[0]!.toFixed(2)}–${values.at(-1)!.toFixed(2)} s (median ${median(values).toFixed(2)})`
   }
-  console.log(`\nfirst start after npm ci  ${range(row => row.first)}`)
-  console.log(`later start               ${range(row => row.later)}`)
-  console.log(`bare Fastify (node)       ${range(row => row.fastify)}`)
-  console.log(`CPU loop (10⁸ additions)  ${range(row => row.loop)}`)
+  console.log(`\nfirst start (no DATA_DIR, no compile cache)  ${range(row => row.first)}`)
+  console.log(`later start                                 ${range(row => row.later)}`)
+  console.log(`bare Fastify (node)                         ${range(row => row.fastify)}`)
+  console.log(`CPU loop (10⁸ additions)                    ${range(row => row.loop)}`)
   console.log(`first start / bare Fastify, per round: ${rows.map(row => (row.first / row.fastify).toFixed(1)).join(' ')}`)
   console.log(`later start / bare Fastify, per round: ${rows.map(row => (row.later / row.fastify).toFixed(1)).join(' ')}`)
 } finally {
