@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { until200 } from '../test/fleet/cluster.js'
 import { freePort } from '../test/ports.js'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -59,14 +60,11 @@ async function timeToReady (command: string, args: string[], cwd: string): Promi
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-2_000) })
   const failed = (what: string) => new Error(`${command} ${args.join(' ')} ${what}${stderr === '' ? '' : `:\n${stderr}`}`)
   try {
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw failed(`exited (${child.exitCode ?? child.signalCode})`)
-      if (performance.now() - started > GIVE_UP_MS) throw failed(`was not ready in ${GIVE_UP_MS} ms`)
-      try {
-        if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return (performance.now() - started) / 1000
-      } catch {}
-      await new Promise(resolve => setTimeout(resolve, POLL_MS))
-    }
+    await Promise.race([
+      until200(`http://127.0.0.1:${port}/readyz`, GIVE_UP_MS, POLL_MS).catch((error: Error) => { throw failed(error.message) }),
+      exited.then(() => { throw failed(`exited (${child.exitCode ?? child.signalCode})`) })
+    ])
+    return (performance.now() - started) / 1000
   } finally {
     signalGroup(child, 'SIGINT')
     const kill = setTimeout(() => { signalGroup(child, 'SIGKILL') }, STOP_MS)

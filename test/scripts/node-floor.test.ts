@@ -1,9 +1,8 @@
 // scripts/node-floor.mjs, imported first by build-if-stale.mjs (npm start, db:migrate, the keys and
 // users commands): below package.json's "engines" they stop with one line.
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { runNode } from '../process.js'
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/node-floor.mjs', import.meta.url))
 const BUILD_IF_STALE = fileURLToPath(new URL('../../scripts/build-if-stale.mjs', import.meta.url))
@@ -11,13 +10,8 @@ const BUILD_IF_STALE = fileURLToPath(new URL('../../scripts/build-if-stale.mjs',
 /** Runs `script` (the check by default) under a Node that reports `version`. */
 async function runAs (version: string, script = SCRIPT): Promise<{ code: number, stderr: string }> {
   const forge = `data:text/javascript,Object.defineProperty(process,'versions',{value:{...process.versions,node:'${version}'}})`
-  try {
-    const { stderr } = await promisify(execFile)(process.execPath, ['--import', forge, script])
-    return { code: 0, stderr }
-  } catch (error) {
-    const failed = error as { code: number, stderr: string }
-    return { code: failed.code, stderr: failed.stderr }
-  }
+  const { code, stderr } = await runNode(script, [], { NODE_OPTIONS: `--import=${forge}` })
+  return { code, stderr }
 }
 
 t.test('an older Node than engines asks for is refused with one line', async t => {
