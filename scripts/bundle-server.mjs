@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Part of the build, after tsc: dist/service.js, the standalone service (tsc's dist/server.js) in one
-// file with the pure-JavaScript packages it loads at start, which `npm start` and the image run. Node's loader resolves, reads and compiles each
-// module file by itself, and the service loads about 1,100 of them (374 for TypeBox alone): one
-// file starts about 0.4 s sooner on a 2-core machine (README, "Start-up time"). The library
-// entries (dist/index.js, dist/verifier.js, dist/client/) stay tsc's files: an app bundles them itself.
+// file with the pure-JavaScript packages it loads at start, which `npm start` and the image run.
+// Node's loader resolves, reads and compiles each module file by itself, and the service loads
+// about 1,100 of them (374 for TypeBox alone): one file starts about 0.4 s sooner on a 2-core
+// machine (README, "Start-up time"). The library entries (dist/index.js, dist/verifier.js,
+// dist/client/) stay tsc's files: an app bundles them itself.
 // The tests run tsc's dist/server.js, whose coverage maps back to src/ file by file; the bundle's,
 // mapped through one source map of 1,100 inputs, merged with it wrongly (lines 98% down to 74-92%).
 import { build } from 'esbuild'
